@@ -1,0 +1,72 @@
+"""Shared fixtures: a small phantom data set and composed configs for tiny, fast runs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from tumorseg.data.phantom import generate_phantom
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+
+# Overrides that make a run take seconds: 64x64 slices, a 2-level net of width 4, 2 batches.
+TINY = [
+    "data=phantom",
+    "data.image_size=64",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "model.base_channels=4",
+    "model.depth=2",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.num_sanity_val_steps=0",
+    "callbacks.progress_bar=null",
+]
+PHANTOM = dict(train_subjects=6, val_subjects=2, slices=8, size=64, seed=0)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """paths.data_dir holding phantom/ (small: 6 train subjects, 2 val, 64x64)."""
+    root = tmp_path_factory.mktemp("data")
+    generate_phantom(root / "phantom", **PHANTOM)
+    return root
+
+
+def phantom_overrides(data_dir: Path) -> list[str]:
+    return [f"paths.data_dir={data_dir}"] + [f"data.phantom.{k}={v}" for k, v in PHANTOM.items()]
+
+
+def make_cfg(overrides: list[str], out_dir: Path | None = None) -> DictConfig:
+    """Compose conf/train.yaml as `python -m tumorseg.train` would, with paths pinned."""
+    paths = [f"paths.root_dir={REPO}"]
+    if out_dir is not None:
+        paths += [f"paths.output_dir={out_dir}", f"paths.log_dir={out_dir}"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=paths + overrides)
+
+
+@pytest.fixture
+def tiny_cfg(data_dir, tmp_path):
+    """A factory: tiny run config writing into tmp_path/run."""
+
+    def factory(*overrides: str, out: str = "run") -> DictConfig:
+        return make_cfg(TINY + phantom_overrides(data_dir) + list(overrides), tmp_path / out)
+
+    return factory
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `python -m <args>` in a subprocess, as a user would."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), HYDRA_FULL_ERROR="0")
+    env.pop("TUMORSEG_DATA", None)
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )

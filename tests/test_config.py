@@ -1,0 +1,82 @@
+import re
+
+"""Every option of every config group composes, and the objects it names can be built."""
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from tests.conftest import CONF, REPO, make_cfg
+
+GROUPS = ["data", "model", "approach", "augment", "loss", "optimizer", "scheduler", "callbacks", "logger",
+          "trainer", "paths", "experiment", "debug"]
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+
+
+def test_every_documented_group_has_options():
+    assert {g for g, _ in OPTIONS} == set(GROUPS)
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_option_composes(tmp_path, group, option):
+    cfg = make_cfg([f"{group}={option}"], tmp_path)
+    if group in ("model", "loss", "augment"):
+        instantiate(cfg[group])
+    if group == "optimizer":
+        instantiate(cfg.optimizer)(params=instantiate(cfg.model).parameters())
+    if group in ("callbacks", "logger"):
+        [instantiate(node) for node in (cfg[group] or {}).values() if node]
+
+
+def test_defaults_are_the_documented_ones():
+    cfg = make_cfg([])
+    assert cfg.data.root.endswith("lung-ct-slices") and cfg.data.image_size == 256
+    assert cfg.model.base_channels == 16 and cfg.model.norm == "batch"
+    assert cfg.approach.name == "split" and cfg.approach.group_by == "subject"
+    assert cfg.approach.random_state == 42
+    assert cfg.optimized_metric == "val/dice_best"
+    assert cfg.callbacks.model_checkpoint.monitor == "val/dice"
+
+
+def test_data_root_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TUMORSEG_DATA", "/somewhere/lung")
+    assert make_cfg([]).data.root == "/somewhere/lung"
+    assert make_cfg(["data.root=/elsewhere"]).data.root == "/elsewhere"
+
+
+@pytest.mark.parametrize("experiment", ["seed_split", "seed_full"])
+def test_original_study_experiments(experiment):
+    cfg = make_cfg([f"experiment={experiment}"])
+    assert cfg.model.base_channels == 64 and cfg.model.norm == "none" and cfg.model.up == "transpose"
+    assert cfg.loss._target_ == "torch.nn.BCEWithLogitsLoss"
+    assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 1e-3
+    assert cfg.data.batch_size == 32 and not cfg.augment and not cfg.scheduler
+    assert cfg.approach.name == experiment.removeprefix("seed_")
+    if experiment == "seed_split":
+        assert cfg.approach.group_by is None
+
+
+def test_overrides_that_tests_and_benchmarks_rely_on(tmp_path):
+    keys = {
+        "data.root": "/x", "data.image_size": 64, "data.batch_size": 3, "data.num_workers": 1,
+        "model.base_channels": 8, "model.depth": 3, "trainer.max_epochs": 2,
+        "trainer.limit_train_batches": 5, "trainer.limit_val_batches": 4, "seed": 7,
+        "paths.data_dir": str(tmp_path),
+    }
+    cfg = make_cfg([f"{k}={v}" for k, v in keys.items()])
+    for key, value in keys.items():
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        assert node == value
+
+
+def test_runs_and_sweeps_go_under_outputs():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"paths.root_dir={REPO}"], return_hydra_config=True)
+    stamp = r"\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d"
+    assert re.fullmatch(f"{REPO}/outputs/{stamp}", cfg.hydra.run.dir)
+    assert re.fullmatch(f"{REPO}/outputs/multirun/{stamp}", cfg.hydra.sweep.dir)
+    assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"] == "${hydra.job.num}"

@@ -1,0 +1,102 @@
+"""U-Net (Ronneberger et al., 2015) written from scratch, with 'same' padding."""
+
+import torch
+from torch import nn
+
+from tumorseg.errors import UserError
+
+NORMS = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d, "none": None}
+UPS = ("transpose", "bilinear")
+
+
+def check_image_size(image_size: int, depth: int) -> None:
+    """Refuse an input size that the encoder cannot halve `depth` times without remainder."""
+    step = 2**depth
+    if image_size % step:
+        fits = ", ".join(str(s) for s in (image_size // step * step, (image_size // step + 1) * step) if s)
+        raise UserError(
+            f"data.image_size={image_size} is not divisible by 2**model.depth={step}: "
+            f"use data.image_size={fits.replace(', ', ' or ')} or a smaller model.depth"
+        )
+
+
+class DoubleConv(nn.Sequential):
+    """(conv 3x3 => [norm] => ReLU) * 2, then optional dropout."""
+
+    def __init__(self, in_ch: int, out_ch: int, norm: str = "batch", dropout: float = 0.0):
+        norm_layer = NORMS[norm]
+        layers: list[nn.Module] = []
+        for ch in (in_ch, out_ch):
+            # A conv followed by a norm needs no bias; without a norm it does (as in the paper).
+            layers.append(nn.Conv2d(ch, out_ch, 3, padding=1, bias=norm_layer is None))
+            if norm_layer is not None:
+                layers.append(norm_layer(out_ch, affine=True))
+            layers.append(nn.ReLU(inplace=True))
+        if dropout > 0:
+            layers.append(nn.Dropout2d(dropout))
+        super().__init__(*layers)
+
+
+class Down(nn.Sequential):
+    """Max-pool 2x2, then a double conv."""
+
+    def __init__(self, in_ch: int, out_ch: int, norm: str, dropout: float = 0.0):
+        super().__init__(nn.MaxPool2d(2), DoubleConv(in_ch, out_ch, norm, dropout))
+
+
+class Up(nn.Module):
+    """Up-sample x2 halving the channels, concatenate the skip, then a double conv."""
+
+    def __init__(self, in_ch: int, out_ch: int, norm: str, up: str):
+        super().__init__()
+        if up == "transpose":
+            self.up = nn.ConvTranspose2d(in_ch, in_ch // 2, kernel_size=2, stride=2)
+        else:
+            self.up = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(in_ch, in_ch // 2, kernel_size=1),
+            )
+        self.conv = DoubleConv(in_ch, out_ch, norm)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([skip, self.up(x)], dim=1))
+
+
+class UNet(nn.Module):
+    """Encoder of `depth` down steps, bottleneck, mirrored decoder with skips, 1x1 conv to logits."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        base_channels: int = 16,
+        depth: int = 4,
+        norm: str = "batch",
+        up: str = "transpose",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if norm not in NORMS:
+            raise UserError(f"model.norm={norm!r} is not one of {sorted(NORMS)}")
+        if up not in UPS:
+            raise UserError(f"model.up={up!r} is not one of {list(UPS)}")
+        if depth < 1 or base_channels < 1:
+            raise UserError(f"model.depth ({depth}) and model.base_channels ({base_channels}) must be >= 1")
+        self.depth = depth
+        widths = [base_channels * 2**i for i in range(depth + 1)]
+        self.inc = DoubleConv(in_channels, widths[0], norm)
+        # Dropout only in the bottleneck, where the original U-Net put it.
+        self.downs = nn.ModuleList(
+            Down(widths[i], widths[i + 1], norm, dropout if i == depth - 1 else 0.0) for i in range(depth)
+        )
+        self.ups = nn.ModuleList(Up(widths[i + 1], widths[i], norm, up) for i in reversed(range(depth)))
+        self.outc = nn.Conv2d(widths[0], out_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = [self.inc(x)]
+        for down in self.downs:
+            skips.append(down(skips[-1]))
+        x = skips.pop()
+        for up in self.ups:
+            x = up(x, skips.pop())
+        return self.outc(x)

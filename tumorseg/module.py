@@ -1,0 +1,106 @@
+"""LightningModule: the net, its loss, optimizer and schedule, and the split metrics."""
+
+import inspect
+import math
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tumorseg.metrics import pixel_metrics
+
+STAGES = ("train", "val", "test")
+
+
+class SegModule(L.LightningModule):
+    """Binary segmentation: logs <stage>/loss, /bce, /dice, /iou, /precision, /recall per epoch."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        threshold: float = 0.5,
+        channels_last: bool = False,
+        run_config: dict | None = None,
+    ):
+        super().__init__()
+        # Only plain values go into checkpoints (they load with weights_only=True); run_config is
+        # the run's resolved config, so a checkpoint alone can rebuild its net and preprocessing.
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"], logger=False)
+        self.net, self.loss_fn = net, loss
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler or None
+        self.channels_last = channels_last
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        # Keyed "<stage>_": a ModuleDict key "train" would shadow nn.Module.train.
+        self.metrics = nn.ModuleDict({f"{s}_": pixel_metrics(f"{s}/", threshold) for s in STAGES})
+        # Best validation Dice so far; kept in checkpoints so a resumed run remembers it.
+        self.best_val_dice = -math.inf
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y, _ = batch
+        logits = self(x)
+        loss = self.loss_fn(logits, y)
+        bce = F.binary_cross_entropy_with_logits(logits.float(), y)
+        self.metrics[f"{stage}_"].update(torch.sigmoid(logits.detach().float()), y.int())
+        kw = dict(on_step=False, on_epoch=True, batch_size=x.shape[0], sync_dist=True)
+        self.log(f"{stage}/loss", loss.detach(), prog_bar=stage != "test", **kw)
+        self.log(f"{stage}/bce", bce.detach(), **kw)
+        return loss
+
+    def _end_epoch(self, stage: str) -> None:
+        values = self.metrics[f"{stage}_"].compute()
+        self.metrics[f"{stage}_"].reset()
+        dice = values.pop(f"{stage}/dice")
+        self.log_dict(values)
+        self.log(f"{stage}/dice", dice, prog_bar=True)
+        if stage == "val" and self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            self.best_val_dice = max(self.best_val_dice, float(dice))
+            self.log("val/dice_best", self.best_val_dice, prog_bar=True)
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def on_train_epoch_end(self):
+        self._end_epoch("train")
+
+    def on_validation_epoch_end(self):
+        self._end_epoch("val")
+
+    def on_test_epoch_end(self):
+        self._end_epoch("test")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["best_val_dice"] = self.best_val_dice
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.best_val_dice = checkpoint.get("best_val_dice", -math.inf)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        # Schedules sized in steps (one-cycle) get the run's step count and step every batch.
+        params = inspect.signature(self.scheduler_factory).parameters
+        if "total_steps" in params:
+            scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+            interval = "step"
+        else:
+            scheduler = self.scheduler_factory(optimizer)
+            interval = "epoch"
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

@@ -1,0 +1,86 @@
+"""Train: compose the config, instantiate, fit, evaluate the best checkpoint, write metrics.json.
+
+    python -m tumorseg.train approach=split augment=elastic
+"""
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from tumorseg.errors import UserError, exit_on_user_error
+from tumorseg.models import check_image_size
+
+log = logging.getLogger("tumorseg")
+
+
+def instantiate_all(group: DictConfig | None) -> list:
+    """Instantiate every entry of a callbacks/logger group."""
+    return [instantiate(node) for node in (group or {}).values() if node]
+
+
+def hparams_of(cfg: DictConfig) -> dict:
+    """The run's choices in a flat dict for TensorBoard's hparams tab."""
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    params = {g: str(choices.get(g)) for g in ("approach", "model", "augment", "loss", "optimizer", "scheduler")}
+    params.update({f"model/{k}": v for k, v in cfg.model.items() if not str(k).startswith("_")})
+    params.update(lr=cfg.optimizer.lr, batch_size=cfg.data.batch_size, image_size=cfg.data.image_size)
+    params.update(seed=cfg.seed, max_epochs=cfg.trainer.max_epochs, group_by=str(cfg.approach.get("group_by")))
+    return params
+
+
+def evaluate_best(trainer: L.Trainer, module, datamodule) -> dict[str, float]:
+    """Final figures: last epoch's train/*, then val/* and test/* of the best checkpoint."""
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+    metrics["val/dice_best"] = float(module.best_val_dice)
+    metrics["epochs"] = trainer.current_epoch
+    ckpt = trainer.checkpoint_callback
+    best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
+    for stage, run in (("val", trainer.validate), ("test", trainer.test)):
+        if stage in datamodule.datasets:
+            (results,) = run(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+            metrics.update({k: float(v) for k, v in results.items()})
+    return dict(sorted(metrics.items()))
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """One run; returns the final metrics (also written to <run dir>/metrics.json)."""
+    check_image_size(cfg.data.image_size, cfg.model.depth)
+    if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
+        raise UserError(f"ckpt_path={cfg.ckpt_path} is not a file: point it at <run dir>/checkpoints/last.ckpt")
+    out_dir = Path(cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    log.info("data %s: %s", datamodule.root, datamodule.summary())
+    # run_config goes in as plain data, past instantiate (which would build its _target_ nodes).
+    module = instantiate(cfg.module, _partial_=True)(run_config=OmegaConf.to_container(cfg, resolve=True))
+    loggers = instantiate_all(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    metrics = evaluate_best(trainer, module, datamodule)
+    if trainer.is_global_zero:
+        for logger in loggers:
+            logger.log_hyperparams(hparams_of(cfg), metrics)
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        log.info("run dir: %s", out_dir)
+        print(f"metrics: {out_dir / 'metrics.json'}")
+        print(f"{cfg.optimized_metric}={metrics.get(cfg.optimized_metric, float('nan')):.4f}")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@exit_on_user_error
+def main(cfg: DictConfig) -> float:
+    """Entry point; returns the optimized metric for sweepers."""
+    return train(cfg)[cfg.optimized_metric]
+
+
+if __name__ == "__main__":
+    main()
