@@ -1,24 +1,82 @@
-"""Pixel metrics of a whole split, from torchmetrics (confusion counts summed over all batches).
+"""Segmentation metrics, defined once: pooled, per slice, per subject, and on empty slices.
 
-Empty masks: Dice and IoU are computed from the counts of the whole split, so one empty slice
-cannot make them undefined; a split with no tumor pixels and no predicted pixels scores 1
-(nothing to find, nothing wrongly found). Precision and recall keep torchmetrics' 0 for 0/0.
+Empty masks (reference libraries disagree: MONAI and nnU-Net drop empty-vs-empty cases, smp
+counts them as 1). Here:
+- `dice`, `iou`, `precision`, `recall` pool the confusion counts of every pixel of the split;
+  Dice and IoU of a split (or subject) with no tumor and no prediction are 1: for a tumor-free
+  case "nothing" is the right answer. Precision and recall are 0 when undefined (0/0).
+- `dice_per_slice` averages only slices whose ground truth has tumor: the ~15% of empty slices
+  would otherwise add easy 1s (or harsh 0s) that say nothing about segmentation quality.
+- `empty_fp_rate` scores the empty slices instead: the share on which anything is predicted.
+- `dice_per_subject` is the mean over subjects of each subject's pooled Dice (nnU-Net/MSD's
+  per-case figure); a subject without tumor counts by the rule above.
 """
 
-from torchmetrics import MetricCollection
-from torchmetrics.classification import BinaryF1Score, BinaryJaccardIndex, BinaryPrecision, BinaryRecall
+import torch
+from torchmetrics import Metric
+from torchmetrics.functional.classification import binary_stat_scores
+from torchmetrics.utilities import dim_zero_cat
 
 EMPTY_SCORE = 1.0
+STATES = ("tp", "fp", "fn", "subject")
 
 
-def pixel_metrics(prefix: str, threshold: float = 0.5) -> MetricCollection:
-    """dice, iou, precision, recall of thresholded probabilities, named `<prefix>dice` etc."""
-    return MetricCollection(
-        {
-            "dice": BinaryF1Score(threshold=threshold, zero_division=EMPTY_SCORE),
-            "iou": BinaryJaccardIndex(threshold=threshold, zero_division=EMPTY_SCORE),
-            "precision": BinaryPrecision(threshold=threshold),
-            "recall": BinaryRecall(threshold=threshold),
-        },
-        prefix=prefix,
-    )
+def ratio(num: torch.Tensor, den: torch.Tensor, empty: float) -> torch.Tensor:
+    """num / den, with `empty` where den == 0."""
+    num, den = num.double(), den.double()
+    return torch.where(den > 0, num / den.clamp(min=1), torch.full_like(den, empty))
+
+
+def mean(values: torch.Tensor) -> torch.Tensor:
+    """Mean, or NaN for no values (e.g. empty_fp_rate of a split without empty slices)."""
+    return values.double().mean() if values.numel() else torch.tensor(float("nan"), dtype=torch.double)
+
+
+def dice_of(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
+    """Dice = 2TP / (2TP + FP + FN); EMPTY_SCORE when there is nothing to find and nothing found."""
+    return ratio(2 * tp, 2 * tp + fp + fn, EMPTY_SCORE)
+
+
+class SegMetrics(Metric):
+    """Per-slice confusion counts (torchmetrics' stat scores) reduced to every figure above."""
+
+    full_state_update = False
+
+    def __init__(self, threshold: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.threshold = threshold
+        for name in STATES:
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+
+    def update(self, probs: torch.Tensor, target: torch.Tensor, subject: torch.Tensor) -> None:
+        """probs and target: (N, 1, H, W); subject: (N,) integer ids."""
+        preds = (probs > self.threshold).int().flatten(1)
+        stats = binary_stat_scores(preds, target.int().flatten(1), multidim_average="samplewise", validate_args=False)
+        self.tp.append(stats[:, 0])
+        self.fp.append(stats[:, 1])
+        self.fn.append(stats[:, 3])
+        self.subject.append(subject.to(stats.device).long())
+
+    def _counts(self) -> list[torch.Tensor]:
+        if isinstance(self.tp, list) and not self.tp:
+            return [torch.zeros(0, dtype=torch.long, device=self.device) for _ in STATES]
+        return [dim_zero_cat(getattr(self, name)) for name in STATES]
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        tp, fp, fn, subject = self._counts()
+        T, F, N = tp.sum(), fp.sum(), fn.sum()
+        has_tumor = (tp + fn) > 0
+        empty = ~has_tumor
+        subjects = subject.unique()
+        per_subject = [dice_of(tp[subject == s].sum(), fp[subject == s].sum(), fn[subject == s].sum()) for s in subjects]
+        return {
+            "dice": dice_of(T, F, N),
+            "iou": ratio(T, T + F + N, EMPTY_SCORE),
+            "precision": ratio(T, T + F, 0.0),
+            "recall": ratio(T, T + N, 0.0),
+            "dice_per_slice": mean(dice_of(tp, fp, fn)[has_tumor]),
+            "dice_per_subject": mean(torch.stack(per_subject) if per_subject else torch.zeros(0)),
+            "empty_fp_rate": mean((fp[empty] > 0).double()),
+            "n_images": torch.tensor(len(tp)),
+            "n_subjects": torch.tensor(len(subjects)),
+        }

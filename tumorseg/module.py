@@ -1,6 +1,7 @@
 """LightningModule: the net, its loss, optimizer and schedule, and the split metrics."""
 
 import inspect
+import logging
 import math
 from collections.abc import Callable
 
@@ -9,9 +10,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tumorseg.metrics import pixel_metrics
+from tumorseg.metrics import SegMetrics
 
 STAGES = ("train", "val", "test")
+log = logging.getLogger("tumorseg")
 
 
 class SegModule(L.LightningModule):
@@ -37,7 +39,7 @@ class SegModule(L.LightningModule):
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         # Keyed "<stage>_": a ModuleDict key "train" would shadow nn.Module.train.
-        self.metrics = nn.ModuleDict({f"{s}_": pixel_metrics(f"{s}/", threshold) for s in STAGES})
+        self.metrics = nn.ModuleDict({f"{s}_": SegMetrics(threshold) for s in STAGES})
         # Best validation Dice so far; kept in checkpoints so a resumed run remembers it.
         self.best_val_dice = -math.inf
 
@@ -47,11 +49,11 @@ class SegModule(L.LightningModule):
         return self.net(x)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
-        x, y, _ = batch
+        x, y, subject = batch
         logits = self(x)
         loss = self.loss_fn(logits, y)
         bce = F.binary_cross_entropy_with_logits(logits.float(), y)
-        self.metrics[f"{stage}_"].update(torch.sigmoid(logits.detach().float()), y.int())
+        self.metrics[f"{stage}_"].update(torch.sigmoid(logits.detach().float()), y, subject)
         kw = dict(on_step=False, on_epoch=True, batch_size=x.shape[0], sync_dist=True)
         self.log(f"{stage}/loss", loss.detach(), prog_bar=stage != "test", **kw)
         self.log(f"{stage}/bce", bce.detach(), **kw)
@@ -60,9 +62,9 @@ class SegModule(L.LightningModule):
     def _end_epoch(self, stage: str) -> None:
         values = self.metrics[f"{stage}_"].compute()
         self.metrics[f"{stage}_"].reset()
-        dice = values.pop(f"{stage}/dice")
-        self.log_dict(values)
-        self.log(f"{stage}/dice", dice, prog_bar=True)
+        dice = values.pop("dice")
+        self.log_dict({f"{stage}/{k}": v.float() for k, v in values.items() if not k.startswith("n_")})
+        self.log(f"{stage}/dice", dice.float(), prog_bar=True)
         if stage == "val" and self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
             self.best_val_dice = max(self.best_val_dice, float(dice))
             self.log("val/dice_best", self.best_val_dice, prog_bar=True)
@@ -78,6 +80,11 @@ class SegModule(L.LightningModule):
 
     def on_train_epoch_end(self):
         self._end_epoch("train")
+        # One line per epoch: progress readable in train.log and in background runs.
+        shown = ("train/loss", "train/dice", "val/loss", "val/dice", "val/dice_best")
+        figures = "  ".join(f"{k}={float(v):.4f}" for k, v in self.trainer.callback_metrics.items() if k in shown)
+        if self.trainer.is_global_zero:
+            log.info("epoch %d: %s", self.current_epoch, figures)
 
     def on_validation_epoch_end(self):
         self._end_epoch("val")

@@ -45,7 +45,8 @@ def evaluate_best(trainer: L.Trainer, module, datamodule) -> dict[str, float]:
         if stage in datamodule.datasets:
             (results,) = run(module, datamodule=datamodule, ckpt_path=best, verbose=False)
             metrics.update({k: float(v) for k, v in results.items()})
-    return dict(sorted(metrics.items()))
+    # NaN (e.g. empty_fp_rate of a split without empty slices) is written as null: strict JSON.
+    return {k: None if v != v else v for k, v in sorted(metrics.items())}
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
