@@ -70,3 +70,13 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
     return subprocess.run(
         [sys.executable, "-m", *args], cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+@pytest.fixture(scope="session")
+def trained_run(data_dir, tmp_path_factory) -> Path:
+    """A finished tiny training run (approach=split) on the phantom data: its run dir."""
+    from tumorseg.train import train
+
+    run = tmp_path_factory.mktemp("trained") / "run"
+    train(make_cfg(TINY + phantom_overrides(data_dir) + ["trainer.max_epochs=2"], run))
+    return run

@@ -14,7 +14,6 @@ counts them as 1). Here:
 
 import torch
 from torchmetrics import Metric
-from torchmetrics.functional.classification import binary_stat_scores
 from torchmetrics.utilities import dim_zero_cat
 
 EMPTY_SCORE = 1.0
@@ -38,7 +37,7 @@ def dice_of(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tenso
 
 
 class SegMetrics(Metric):
-    """Per-slice confusion counts (torchmetrics' stat scores) reduced to every figure above."""
+    """Per-slice confusion counts (a torchmetrics Metric: batched, DDP-synced) reduced to every figure above."""
 
     full_state_update = False
 
@@ -50,12 +49,13 @@ class SegMetrics(Metric):
 
     def update(self, probs: torch.Tensor, target: torch.Tensor, subject: torch.Tensor) -> None:
         """probs and target: (N, 1, H, W); subject: (N,) integer ids."""
-        preds = (probs > self.threshold).int().flatten(1)
-        stats = binary_stat_scores(preds, target.int().flatten(1), multidim_average="samplewise", validate_args=False)
-        self.tp.append(stats[:, 0])
-        self.fp.append(stats[:, 1])
-        self.fn.append(stats[:, 3])
-        self.subject.append(subject.to(stats.device).long())
+        # Counted here rather than with binary_stat_scores(samplewise), which fails on a batch of one.
+        preds = (probs > self.threshold).flatten(1)
+        truth = target.flatten(1) > 0
+        self.tp.append((preds & truth).sum(1))
+        self.fp.append((preds & ~truth).sum(1))
+        self.fn.append((~preds & truth).sum(1))
+        self.subject.append(subject.to(preds.device).long())
 
     def _counts(self) -> list[torch.Tensor]:
         if isinstance(self.tp, list) and not self.tp:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.models import check_image_size
+from tumorseg.plots import save_curves, save_prediction_grid
 
 log = logging.getLogger("tumorseg")
 
@@ -65,11 +66,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    if trainer.is_global_zero and loggers:
+        save_curves(loggers, out_dir)  # before the final evaluation adds its own points
     metrics = evaluate_best(trainer, module, datamodule)
     if trainer.is_global_zero:
-        for logger in loggers:
-            logger.log_hyperparams(hparams_of(cfg), metrics)
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        save_prediction_grid(module, datamodule.datasets["val"], out_dir, cfg.threshold)
+        for logger in loggers:
+            logger.log_hyperparams(hparams_of(cfg), {k: v for k, v in metrics.items() if v is not None})
         log.info("run dir: %s", out_dir)
         print(f"metrics: {out_dir / 'metrics.json'}")
         print(f"{cfg.optimized_metric}={metrics.get(cfg.optimized_metric, float('nan')):.4f}")

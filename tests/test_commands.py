@@ -1,0 +1,179 @@
+"""evaluate, predict, report and export on a checkpoint made by a tiny training run."""
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import run_cli
+from tumorseg.errors import UserError
+from tumorseg.inference import load_predictor, remove_small
+
+EVAL_KEYS = {"dice", "iou", "precision", "recall", "dice_per_slice", "dice_per_subject", "empty_fp_rate", "bce",
+             "n_images", "n_subjects", "threshold"}
+
+
+def ckpt(run):
+    return str(run / "checkpoints/last.ckpt")
+
+
+def test_training_leaves_plots_and_tensorboard_pictures(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for name in ("loss", "dice", "predictions"):
+        assert (trained_run / f"plots/{name}.png").stat().st_size > 1000
+    tags = {"images": set(), "scalars": set()}
+    for path in (trained_run / "tensorboard").glob("events.out.tfevents.*"):
+        events = EventAccumulator(str(path))
+        events.Reload()
+        for kind in tags:
+            tags[kind] |= set(events.Tags()[kind])
+    assert "val/predictions" in tags["images"]
+    assert {"train/loss", "val/loss", "train/dice", "val/dice", "val/dice_per_subject"} <= tags["scalars"]
+    assert (trained_run / "tensorboard/hparams.yaml").is_file()
+
+
+def test_evaluate_prints_table_and_json_last(trained_run, data_dir, tmp_path):
+    result = run_cli("tumorseg.evaluate", f"ckpt_path={ckpt(trained_run)}", f"data_dir={data_dir / 'phantom'}",
+                     "split=val", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    metrics = json.loads(lines[-1])
+    assert EVAL_KEYS <= set(metrics)
+    assert "dice_per_subject" in result.stdout.split(lines[-1])[0]  # the table comes first
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert metrics["n_subjects"] == 2 and metrics["n_images"] == 16
+
+
+def test_evaluate_agrees_with_training_validation(trained_run, data_dir, tmp_path):
+    from omegaconf import OmegaConf
+
+    from tumorseg.evaluate import evaluate
+
+    best = sorted((trained_run / "checkpoints").glob("epoch_*.ckpt"))[-1]
+    cfg = OmegaConf.create(dict(ckpt_path=str(best), data_dir=str(data_dir / "phantom/val"), split=None,
+                                threshold=0.5, tta=False, postprocess={"min_size": 0}, batch_size=5,
+                                paths={"output_dir": str(tmp_path)}))
+    metrics = evaluate(cfg)
+    trained = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["dice"] == pytest.approx(trained["val/dice"], abs=1e-5)
+    assert metrics["bce"] == pytest.approx(trained["val/bce"], rel=1e-3)
+    tta = evaluate(OmegaConf.merge(cfg, {"tta": True, "postprocess": {"min_size": 3}}))
+    assert 0 <= tta["dice"] <= 1 and tta["tta"] is True and tta["min_size"] == 3
+
+
+def test_evaluate_on_a_data_set_root_needs_a_split(trained_run, data_dir, tmp_path):
+    result = run_cli("tumorseg.evaluate", f"ckpt_path={ckpt(trained_run)}", f"data_dir={data_dir / 'phantom'}",
+                     f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and "split=val" in result.stderr and "Traceback" not in result.stderr
+
+
+def write_image(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), array)
+
+
+def test_predict_on_mixed_folder_with_a_corrupt_file(trained_run, tmp_path):
+    folder = tmp_path / "in"
+    rng = np.random.default_rng(0)
+    inputs = {
+        "images/a.png": rng.integers(0, 255, (64, 64), dtype=np.uint8),
+        "images/sub/b.jpg": rng.integers(0, 255, (70, 50, 3), dtype=np.uint8),
+        "images/c.tif": rng.integers(0, 65535, (90, 120), dtype=np.uint16),
+        "images/d.bmp": rng.integers(0, 255, (33, 47, 3), dtype=np.uint8),
+    }
+    for rel, array in inputs.items():
+        write_image(folder / rel, array)
+    write_image(folder / "masks/a.png", np.pad(np.full((8, 8), 255, np.uint8), 28))  # ground truth beside a.png
+    (folder / "images/broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    out = tmp_path / "out"
+    result = run_cli("tumorseg.predict", f"ckpt_path={ckpt(trained_run)}", f"input={folder}", f"output={out}",
+                     "batch_size=2", f"hydra.run.dir={tmp_path / 'log'}")
+    assert result.returncode != 0
+    assert "broken.png" in result.stderr and "Traceback" not in result.stderr
+    for rel, array in inputs.items():
+        name = rel.removeprefix("images/").rsplit(".", 1)[0] + ".png"
+        mask = cv2.imread(str(out / "masks" / name), cv2.IMREAD_UNCHANGED)
+        over = cv2.imread(str(out / "overlays" / name), cv2.IMREAD_COLOR)
+        assert mask.shape == array.shape[:2] and over.shape[:2] == array.shape[:2], name
+        assert set(np.unique(mask)) <= {0, 255}
+    truth_drawn = cv2.imread(str(out / "overlays/a.png"))[:, :, 1] == 255  # green outline of the truth
+    assert truth_drawn.any()
+    rows = (out / "summary.csv").read_text().splitlines()
+    assert rows[0] == "path,tumor_pixels,tumor_fraction,max_probability,components"
+    assert len(rows) == 1 + len(inputs)
+    assert not (out / "masks/broken.png").exists()
+
+
+def test_predict_refuses_images_above_max_pixels(trained_run, tmp_path):
+    write_image(tmp_path / "big.png", np.zeros((300, 300), np.uint8))
+    result = run_cli("tumorseg.predict", f"ckpt_path={ckpt(trained_run)}", f"input={tmp_path / 'big.png'}",
+                     f"output={tmp_path / 'out'}", "max_pixels=10000", f"hydra.run.dir={tmp_path / 'log'}")
+    assert result.returncode != 0 and "max_pixels=10000" in result.stderr and "big.png" in result.stderr
+
+
+def test_report_on_two_runs(trained_run, data_dir, tmp_path):
+    from tests.conftest import TINY, make_cfg, phantom_overrides
+    from tumorseg.report import main as report
+    from tumorseg.train import train
+
+    full = tmp_path / "full"
+    train(make_cfg(TINY + phantom_overrides(data_dir) + ["approach=full"], full))
+    (full / ".hydra").mkdir()
+    (full / ".hydra/hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      approach: full\n      model: unet\n")
+    out = tmp_path / "report.md"
+    table = report([str(trained_run), str(full), "--out", str(out)])
+    lines = table.strip().splitlines()
+    assert out.read_text() == table and len(lines) == 4
+    assert "val dice/subject" in lines[0] and "test loss" in lines[0]
+    assert [c.strip() for c in lines[3].split("|")[2:4]] == ["full", "unet"]
+    assert lines[3].count("–") >= 3  # the full run has no test figures
+
+
+def test_export_onnx_matches_pytorch(trained_run, tmp_path):
+    result = run_cli("tumorseg.export", f"ckpt_path={ckpt(trained_run)}", f"output={tmp_path / 'm.onnx'}",
+                     f"hydra.run.dir={tmp_path / 'log'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    diff = float(result.stdout.strip().splitlines()[-1].rsplit(" ", 1)[1])
+    assert diff < 1e-4
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for batch in (1, 5):  # dynamic batch
+        (logits,) = session.run(None, {"image": np.zeros((batch, 1, 64, 64), np.float32)})
+        assert logits.shape == (batch, 1, 64, 64)
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_checkpoint_that_needs_pickled_code_is_refused(tmp_path):
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": Evil()}, path)
+    with pytest.raises(UserError, match="refused"):
+        load_predictor(path)
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    with pytest.raises(UserError, match="not a readable checkpoint"):
+        load_predictor(tmp_path / "empty.ckpt")
+
+
+def test_remove_small_drops_only_small_components():
+    mask = np.zeros((20, 20), np.uint8)
+    mask[1:3, 1:3] = 1  # 4 px
+    mask[10:15, 10:15] = 1  # 25 px
+    kept = remove_small(mask, 5)
+    assert kept[1:3, 1:3].sum() == 0 and kept[10:15, 10:15].sum() == 25
+    assert math.isclose(remove_small(mask, 0).sum(), 29)
+
+
+def test_16bit_images_are_scaled_not_clipped(tmp_path):
+    from tumorseg.data.dataset import read_gray
+
+    Image.fromarray(np.array([[0, 32768, 65535]], np.uint16)).save(tmp_path / "x.png")
+    assert read_gray(tmp_path / "x.png").tolist() == [[0, 128, 255]]

@@ -1,0 +1,103 @@
+"""Evaluate a checkpoint on any folder in the data layout: pooled, per-slice, per-subject metrics.
+
+    python -m tumorseg.evaluate ckpt_path=CKPT data_dir=FOLDER [split=val] [tta=true]
+"""
+
+import json
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from tumorseg.data.dataset import SegDataset
+from tumorseg.data.layout import PARTS, find_pairs
+from tumorseg.errors import UserError, exit_on_user_error
+from tumorseg.inference import Predictor, load_predictor, remove_small
+from tumorseg.metrics import SegMetrics
+
+
+def resolve_folder(data_dir: str | None, split: str | None) -> Path:
+    """The folder holding images/ and masks/: data_dir itself, or data_dir/<split> of a data set root."""
+    if not data_dir:
+        raise UserError("data_dir is not set: data_dir=FOLDER with images/ and masks/ (or a data set root and split=val)")
+    folder = Path(data_dir).expanduser()
+    if split:
+        if split not in PARTS:
+            raise UserError(f"split={split} is not one of {list(PARTS)}")
+        folder = folder / split
+    if (folder / "images").is_dir():
+        return folder
+    if not split and any((folder / p / "images").is_dir() for p in PARTS):
+        raise UserError(f"data_dir={folder} is a data set root: add split=val (or train, test)")
+    raise UserError(f"{folder} has no images/ folder: point data_dir at a folder with images/ and masks/")
+
+
+def predict_masks(predictor: Predictor, x: torch.Tensor, threshold: float, tta: bool, min_size: int):
+    """Probabilities and post-processed 0/1 masks (N x 1 x H x W) for a normalized batch."""
+    probs = predictor.probabilities(x, tta)
+    masks = (probs > threshold).to(torch.uint8).numpy()
+    if min_size > 1:
+        masks = np.stack([remove_small(m[0], min_size)[None] for m in masks])
+    return probs, torch.from_numpy(masks)
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Metrics of cfg.ckpt_path on cfg.data_dir; also written to <output dir>/metrics.json."""
+    predictor = load_predictor(cfg.ckpt_path) if cfg.ckpt_path else None
+    if predictor is None:
+        raise UserError("ckpt_path is not set: ckpt_path=<run dir>/checkpoints/last.ckpt (or epoch_NNN.ckpt)")
+    folder = resolve_folder(cfg.data_dir, cfg.split)
+    dataset = SegDataset(find_pairs(folder), predictor.image_size, None, predictor.mean, predictor.std)
+    metric, bce_sum = SegMetrics(threshold=0.5), 0.0
+    for x, y, subject in DataLoader(dataset, batch_size=cfg.batch_size):
+        probs, masks = predict_masks(predictor, x, cfg.threshold, cfg.tta, cfg.postprocess.min_size)
+        bce_sum += float(F.binary_cross_entropy(probs, y, reduction="sum"))
+        metric.update(masks.float(), y, subject)
+    values = {k: float(v) for k, v in metric.compute().items()}
+    result = {
+        **{k: None if np.isnan(v) else round(v, 6) for k, v in values.items() if not k.startswith("n_")},
+        "bce": round(bce_sum / max(1, len(dataset) * predictor.image_size**2), 6),
+        "n_images": int(values["n_images"]),
+        "n_subjects": int(values["n_subjects"]),
+        "threshold": cfg.threshold,
+        "tta": bool(cfg.tta),
+        "min_size": int(cfg.postprocess.min_size),
+        "data_dir": str(folder),
+        "ckpt_path": str(cfg.ckpt_path),
+    }
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def print_table(result: dict) -> None:
+    """The figures as a readable table (stdout)."""
+    console = Console(width=120)
+    console.print(f"{result['data_dir']}: {result['n_images']} slices, {result['n_subjects']} subjects")
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if isinstance(value, float) or value is None:
+            table.add_row(key, "n/a" if value is None else f"{value:.4f}")
+    console.print(table)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@exit_on_user_error
+def main(cfg: DictConfig) -> float:
+    result = evaluate(cfg)
+    print_table(result)
+    print(json.dumps(result), flush=True)
+    return result["dice"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Export a checkpoint to ONNX (dynamic batch) and check it against PyTorch with ONNX Runtime.
+
+    python -m tumorseg.export ckpt_path=CKPT output=model.onnx
+"""
+
+import warnings
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from tumorseg.errors import UserError, exit_on_user_error
+from tumorseg.inference import load_predictor
+
+
+def export(cfg: DictConfig) -> tuple[Path, float]:
+    """Write the ONNX model; return (path, max |onnx - torch| of the logits on random input)."""
+    import onnxruntime as ort
+
+    if not cfg.ckpt_path:
+        raise UserError("ckpt_path is not set: ckpt_path=<run dir>/checkpoints/last.ckpt")
+    predictor = load_predictor(cfg.ckpt_path)
+    out = Path(cfg.output).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    size = predictor.image_size
+    example = torch.randn(1, 1, size, size)
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated, and still the one that needs no extras
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            predictor.net, (example,), str(out), dynamo=False, opset_version=cfg.opset,
+            input_names=["image"], output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    x = torch.randn(cfg.check_batch, 1, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = predictor.net(x).numpy()
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (got,) = session.run(["logits"], {"image": x.numpy()})
+    return out, float(np.abs(got - expected).max())
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@exit_on_user_error
+def main(cfg: DictConfig) -> float:
+    out, diff = export(cfg)
+    print(f"written: {out} (input 'image' N x 1 x H x W, normalized as in training; output 'logits')")
+    print(f"max abs difference onnxruntime vs torch: {diff:.2e}")
+    if diff > cfg.tolerance:
+        raise UserError(f"ONNX output differs from PyTorch by {diff:.2e} > tolerance={cfg.tolerance}: "
+                        f"try another opset=")
+    return diff
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Load a trained net from a checkpoint (no pickled code) and turn images into probabilities."""
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from tumorseg.errors import UserError
+from tumorseg.models import UNet
+
+
+@dataclass
+class Predictor:
+    """A trained net with the preprocessing it was trained with."""
+
+    net: torch.nn.Module
+    image_size: int
+    mean: float
+    std: float
+    source: str
+
+    def to_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
+        """uint8 gray images (already image_size square) -> normalized N x 1 x H x W batch."""
+        batch = torch.from_numpy(np.stack(images)).float().div_(255.0).sub_(self.mean).div_(self.std)
+        return batch[:, None]
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+        """Sigmoid probabilities; with tta, averaged with the left-right flipped input's."""
+        probs = torch.sigmoid(self.net(x))
+        if tta:
+            probs = (probs + torch.sigmoid(self.net(x.flip(-1))).flip(-1)) / 2
+        return probs
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """torch.load with weights_only=True: a file that needs pickled code is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"ckpt_path={path} is not a file: point it at a run's checkpoints/*.ckpt")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = str(err).splitlines()[-1] if str(err) else "unsupported content"
+        raise UserError(f"{path} needs code execution to load and is refused ({reason[:160]}): "
+                        f"use a checkpoint written by tumorseg") from None
+    except Exception as err:  # a truncated or foreign file
+        raise UserError(f"{path} is not a readable checkpoint ({type(err).__name__}): use a tumorseg .ckpt") from None
+
+
+def load_predictor(ckpt_path: str | Path) -> Predictor:
+    """Rebuild the net from the config stored in the checkpoint and load its weights."""
+    ckpt = load_checkpoint(ckpt_path)
+    config = ckpt.get("hyper_parameters", {}).get("run_config")
+    if not config or "model" not in config or "state_dict" not in ckpt:
+        raise UserError(f"{ckpt_path} holds no tumorseg model config: use a checkpoint written by tumorseg.train")
+    # The net is rebuilt by name, not by the file's _target_: a checkpoint cannot choose code to run.
+    net = UNet(**{k: v for k, v in config["model"].items() if not k.startswith("_")})
+    weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    net.load_state_dict(weights)
+    data = config["data"]
+    return Predictor(net.eval(), int(data["image_size"]), float(data["mean"]), float(data["std"]), str(ckpt_path))
+
+
+def remove_small(mask: np.ndarray, min_size: int) -> np.ndarray:
+    """Drop connected components (8-connected) smaller than min_size pixels from a 0/1 mask."""
+    if min_size <= 1 or not mask.any():
+        return mask
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_size
+    return keep[labels].astype(mask.dtype)
+
+
+def count_components(mask: np.ndarray) -> int:
+    """Number of 8-connected components in a 0/1 mask."""
+    return cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1

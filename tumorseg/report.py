@@ -1,0 +1,90 @@
+"""Results table: one Markdown row per run (or per run of a sweep dir).
+
+    python -m tumorseg.report RUN_DIR_OR_SWEEP_DIR... [--out report.md]
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from tumorseg.errors import UserError, exit_on_user_error
+
+# (header, metrics.json key); the original study's loss columns first.
+COLUMNS = [("epochs", "epochs"), ("train loss", "train/loss"), ("val loss", "val/loss"), ("test loss", "test/loss"),
+           ("train bce", "train/bce"), ("val bce", "val/bce"), ("test bce", "test/bce"),
+           ("val dice", "val/dice"), ("val iou", "val/iou"), ("val dice/subject", "val/dice_per_subject"),
+           ("test dice", "test/dice"), ("test iou", "test/iou"), ("test dice/subject", "test/dice_per_subject")]
+CHOICES = ("approach", "model", "loss", "augment")
+
+
+def find_runs(paths: list[str]) -> list[Path]:
+    """Run dirs (holding metrics.json) at or below each path, in order."""
+    runs = []
+    for arg in paths:
+        path = Path(arg)
+        if not path.exists():
+            raise UserError(f"{path} does not exist: give run dirs or sweep dirs holding metrics.json")
+        found = [path] if (path / "metrics.json").is_file() else sorted(
+            (p.parent for p in path.rglob("metrics.json")), key=lambda p: [int(s) if s.isdigit() else s for s in p.parts])
+        if not found:
+            raise UserError(f"{path} holds no metrics.json: is it a finished tumorseg.train run?")
+        runs += found
+    return runs
+
+
+def describe(run: Path) -> dict:
+    """The run's group choices (from .hydra/) and its final metrics."""
+    row = {"run": str(run)}
+    hydra_yaml, config_yaml = run / ".hydra/hydra.yaml", run / ".hydra/config.yaml"
+    choices = OmegaConf.load(hydra_yaml).hydra.runtime.choices if hydra_yaml.is_file() else {}
+    config = OmegaConf.load(config_yaml) if config_yaml.is_file() else OmegaConf.create()
+    for group in CHOICES:
+        row[group] = str(choices.get(group, "?"))
+    if "model" in config:
+        row["model"] += f" ({config.model.base_channels})"
+    if "approach" in config and config.approach.get("group_by", "subject") is None:
+        row["approach"] += " (slice-level)"
+    row.update(json.loads((run / "metrics.json").read_text()))
+    return row
+
+
+def cell(value) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def markdown(rows: list[dict]) -> str:
+    """A Markdown table; columns no run has are left out."""
+    columns = [(h, k) for h, k in COLUMNS if any(k in r for r in rows)]
+    base = os.path.commonpath([r["run"] for r in rows]) if len(rows) > 1 else ""
+    header = ["run", *CHOICES, *(h for h, _ in columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        name = os.path.relpath(r["run"], base) if base else r["run"]
+        lines.append("| " + " | ".join([name, *(r[g] for g in CHOICES), *(cell(r.get(k)) for _, k in columns)]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="python -m tumorseg.report", description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="run dirs or sweep dirs")
+    parser.add_argument("--out", help="where to write the table (default: report.md in the runs' common dir)")
+    args = parser.parse_args(argv)
+    runs = find_runs(args.runs)
+    table = markdown([describe(r) for r in runs])
+    out = Path(args.out) if args.out else Path(os.path.commonpath([str(r) for r in runs])) / "report.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table)
+    sys.stdout.write(table)
+    print(f"written: {out}")
+    return table
+
+
+if __name__ == "__main__":
+    main()
