@@ -20,11 +20,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv with torch (CPU) and tumorseg[dev]
 
-demo: $(STAMP)  ## train on the embedded phantom data with both approaches
+demo: $(STAMP)  ## train on the embedded phantom data with both approaches, then evaluate, predict, report
 	$(eval DIR := $(DEMO_DIR))
-	$(BIN)/python -m tumorseg.train -m data=phantom approach=split,full hydra.sweep.dir=$(DIR) $(ARGS)
-	@echo "demo runs: $(DIR)/0 (approach=split), $(DIR)/1 (approach=full)"
-	@echo "curves:    $(BIN)/tensorboard --logdir $(DIR)"
+	$(BIN)/python -m tumorseg.train -m data=phantom approach=split,full trainer.max_epochs=12 \
+	  hydra.sweep.dir=$(DIR) $(ARGS)
+	$(BIN)/python -m tumorseg.report $(DIR)
+	$(BIN)/python -m tumorseg.evaluate ckpt_path=$$(ls $(DIR)/1/checkpoints/epoch_*.ckpt) \
+	  data_dir=data/phantom/val hydra.run.dir=$(DIR)/evaluate
+	$(BIN)/python -m tumorseg.predict ckpt_path=$$(ls $(DIR)/1/checkpoints/epoch_*.ckpt) \
+	  input=data/phantom/val output=$(DIR)/predictions hydra.run.dir=$(DIR)/predictions
+	@echo "demo runs:   $(DIR)/0 (approach=split), $(DIR)/1 (approach=full): checkpoints/, plots/, metrics.json"
+	@echo "table:       $(DIR)/report.md"
+	@echo "predictions: $(DIR)/predictions/overlays"
+	@echo "curves:      $(BIN)/tensorboard --logdir $(DIR)"
 
 test: $(STAMP)  ## the whole test suite (slow tests included; well under 10 minutes on 2 cores)
 	$(BIN)/python -m pytest -q $(ARGS)

@@ -1,0 +1,123 @@
+"""LightningDataModule: find the pairs, apply the approach's split rules, serve the loaders."""
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from tumorseg.data.dataset import SegDataset
+from tumorseg.data.layout import Sample, find_pairs
+from tumorseg.data.phantom import generate_phantom
+from tumorseg.data.splits import split_indices
+from tumorseg.errors import UserError
+
+APPROACHES = ("split", "full")
+
+
+def _take(samples: list[Sample], indices: list[int]) -> list[Sample]:
+    return [samples[i] for i in indices]
+
+
+def _describe(samples: list[Sample]) -> str:
+    return f"{len({s.subject for s in samples})} subjects / {len(samples)} slices"
+
+
+class SegDataModule(L.LightningDataModule):
+    """Train/val/test parts of a data set root, split by the rules of `approach`."""
+
+    def __init__(
+        self,
+        root: str,
+        approach: Mapping,
+        augment: Callable | None = None,
+        image_size: int = 256,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        mean: float = 0.5,
+        std: float = 0.25,
+        pin_memory: bool = False,
+        phantom: Mapping | None = None,
+    ):
+        super().__init__()
+        self.root = Path(root).expanduser()
+        self.approach = dict(approach)
+        self.augment = augment or None  # augment=none composes to an empty node
+        self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
+        self.mean, self.std, self.pin_memory = mean, std, pin_memory
+        self.phantom = dict(phantom) if phantom is not None else None
+        self.parts: dict[str, list[Sample]] = {}
+        self.datasets: dict[str, SegDataset] = {}
+        if self.approach.get("name") not in APPROACHES:
+            raise UserError(f"approach.name={self.approach.get('name')!r} is not one of {list(APPROACHES)}")
+
+    def prepare_data(self) -> None:
+        """Generate the phantom data set when this data config embeds one."""
+        if self.phantom is not None:
+            generate_phantom(self.root, **self.phantom)
+
+    def split(self) -> dict[str, list[Sample]]:
+        """Samples per part (train/val/test) according to the approach; checks the layout."""
+        if not self.root.is_dir():
+            raise UserError(
+                f"data root {self.root} does not exist (looked at data.root, else $TUMORSEG_DATA, else "
+                f"paths.data_dir/lung-ct-slices): set data.root=/path/to/lung-ct-slices or use data=phantom"
+            )
+        if not (self.root / "train").is_dir():
+            raise UserError(f"{self.root / 'train'} is missing: a data set root holds train/ (and val/, test/)")
+        train = find_pairs(self.root / "train")
+        val = find_pairs(self.root / "val") if (self.root / "val").is_dir() else None
+        a = self.approach
+        if a["name"] == "full":
+            if val is None:
+                raise UserError(
+                    f"approach=full validates on {self.root / 'val'}, which is missing: add val/ or use approach=split"
+                )
+            return {"train": train, "val": val}
+        subjects = [s.subject for s in train]
+        keep, test = split_indices(subjects, a["test_size"], a["random_state"], a["group_by"])
+        parts = {"test": _take(train, test)}
+        train = _take(train, keep)
+        if val is None:
+            val_share = a["val_size"] / (1 - a["test_size"])
+            keep, held = split_indices([s.subject for s in train], val_share, a["random_state"], a["group_by"])
+            train, val = _take(train, keep), _take(train, held)
+        parts.update(train=train, val=val)
+        return parts
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        self.parts = self.split()
+        for part, samples in self.parts.items():
+            transform = self.augment if part == "train" else None
+            self.datasets[part] = SegDataset(samples, self.image_size, transform, self.mean, self.std)
+
+    def summary(self) -> str:
+        """One line per part: subjects and slices."""
+        return "; ".join(f"{part}: {_describe(samples)}" for part, samples in self.parts.items())
+
+    def _loader(self, part: str, shuffle: bool = False) -> DataLoader:
+        if part not in self.datasets:
+            raise UserError(f"approach={self.approach['name']} has no {part} part")
+        dataset = self.datasets[part]
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            # A last batch of one slice would break BatchNorm statistics.
+            drop_last=shuffle and len(dataset) % self.batch_size == 1,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
