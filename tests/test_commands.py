@@ -173,7 +173,7 @@ def test_remove_small_drops_only_small_components():
 
 
 def test_16bit_images_are_scaled_not_clipped(tmp_path):
-    from tumorseg.data.dataset import read_gray
+    from tumorseg.data.decode import read_gray
 
     Image.fromarray(np.array([[0, 32768, 65535]], np.uint16)).save(tmp_path / "x.png")
     assert read_gray(tmp_path / "x.png").tolist() == [[0, 128, 255]]

@@ -1,8 +1,12 @@
 """tumorseg: tumor segmentation in grayscale medical images with a scratch U-Net."""
 
 import os
+from pathlib import Path
 
 # albumentations otherwise asks the network for a newer release at import time.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"
+
+# Absolute, so the Hydra apps find conf/ whether run as `python -m` or called from Python.
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import PARTS, find_pairs
+from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.inference import Predictor, load_predictor, remove_small
 from tumorseg.metrics import SegMetrics
@@ -90,7 +91,7 @@ def print_table(result: dict) -> None:
     console.print(table)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float:
     result = evaluate(cfg)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.inference import load_predictor
 
@@ -41,7 +42,7 @@ def export(cfg: DictConfig) -> tuple[Path, float]:
     return out, float(np.abs(got - expected).max())
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float:
     out, diff = export(cfg)

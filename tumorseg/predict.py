@@ -14,8 +14,9 @@ import torch
 from omegaconf import DictConfig
 from rich.progress import track
 
-from tumorseg.data.dataset import read_gray
+from tumorseg.data.decode import read_gray
 from tumorseg.data.layout import IMAGE_EXTS
+from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.inference import count_components, load_predictor, remove_small
 from tumorseg.pictures import overlay, save_rgb
@@ -104,7 +105,7 @@ def predict(cfg: DictConfig) -> tuple[Path, list[dict], list[str]]:
     return out, rows, failures
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     torch.set_grad_enabled(False)

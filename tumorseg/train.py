@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.models import check_image_size
 from tumorseg.plots import save_curves, save_prediction_grid
@@ -80,7 +81,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float:
     """Entry point; returns the optimized metric for sweepers."""

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import Sample, find_pairs
 from tumorseg.data.phantom import generate_phantom
+from tumorseg.data.problems import Problems
 from tumorseg.data.splits import split_indices
 from tumorseg.errors import UserError
 
@@ -22,6 +23,12 @@ def _take(samples: list[Sample], indices: list[int]) -> list[Sample]:
 
 def _describe(samples: list[Sample]) -> str:
     return f"{len({s.subject for s in samples})} subjects / {len(samples)} slices"
+
+
+def check_part(part: str, dataset: SegDataset, problems: Problems) -> None:
+    """Part-level warnings: an evaluation part without any tumor."""
+    if part != "train" and len(dataset) and not dataset.masks.any():
+        problems.warn(f"{part} ({len(dataset)} slices) has no tumor at all: Dice on it means little")
 
 
 class SegDataModule(L.LightningDataModule):
@@ -38,6 +45,8 @@ class SegDataModule(L.LightningDataModule):
         mean: float = 0.5,
         std: float = 0.25,
         pin_memory: bool = False,
+        mask_threshold: int = 127,
+        strict: bool = False,
         phantom: Mapping | None = None,
     ):
         super().__init__()
@@ -46,6 +55,8 @@ class SegDataModule(L.LightningDataModule):
         self.augment = augment or None  # augment=none composes to an empty node
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.mean, self.std, self.pin_memory = mean, std, pin_memory
+        self.mask_threshold, self.strict = mask_threshold, strict
+        self.problems = Problems()
         self.phantom = dict(phantom) if phantom is not None else None
         self.parts: dict[str, list[Sample]] = {}
         self.datasets: dict[str, SegDataset] = {}
@@ -66,8 +77,8 @@ class SegDataModule(L.LightningDataModule):
             )
         if not (self.root / "train").is_dir():
             raise UserError(f"{self.root / 'train'} is missing: a data set root holds train/ (and val/, test/)")
-        train = find_pairs(self.root / "train")
-        val = find_pairs(self.root / "val") if (self.root / "val").is_dir() else None
+        train = find_pairs(self.root / "train", self.problems)
+        val = find_pairs(self.root / "val", self.problems) if (self.root / "val").is_dir() else None
         a = self.approach
         if a["name"] == "full":
             if val is None:
@@ -87,12 +98,18 @@ class SegDataModule(L.LightningDataModule):
         return parts
 
     def setup(self, stage: str | None = None) -> None:
+        """Find, split, decode and check everything before any training; all faults at once."""
         if self.datasets:
             return
         self.parts = self.split()
         for part, samples in self.parts.items():
             transform = self.augment if part == "train" else None
-            self.datasets[part] = SegDataset(samples, self.image_size, transform, self.mean, self.std)
+            self.datasets[part] = SegDataset(samples, self.image_size, transform, self.mean, self.std,
+                                             self.problems, self.mask_threshold, self.strict)
+        self.problems.raise_errors(self.root)
+        for part, dataset in self.datasets.items():
+            check_part(part, dataset, self.problems)
+        self.problems.log_warnings()
 
     def summary(self) -> str:
         """One line per part: subjects and slices."""

@@ -2,62 +2,15 @@
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
+from tumorseg.data.decode import Pair, load_pair, resize_pair
 from tumorseg.data.layout import Sample
+from tumorseg.data.problems import Problems
 from tumorseg.errors import UserError
-
-
-def check_pixels(path: Path, max_pixels: int) -> None:
-    """Refuse an image whose header announces more than max_pixels (a decompression bomb)."""
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-    except Image.DecompressionBombError as err:
-        raise UserError(f"{path} is refused as a decompression bomb ({err}): shrink it") from None
-    except Exception:  # noqa: BLE001 - not readable by Pillow: the decoder below reports it
-        return
-    if width * height > max_pixels:
-        raise UserError(f"{path} is {width}x{height} = {width * height} pixels, above max_pixels={max_pixels}: "
-                        f"shrink it or raise max_pixels")
-
-
-def read_gray(path: Path, max_pixels: int | None = None) -> np.ndarray:
-    """Decode an image file to one 8-bit gray channel (16-bit scaled, colour converted)."""
-    if max_pixels:
-        check_pixels(path, max_pixels)
-    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else np.empty(0, np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise UserError(f"{path} cannot be read as an image (empty, corrupt or not an image): replace or remove it")
-    if img.ndim == 3:
-        code = cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY
-        img = cv2.cvtColor(img, code)
-    if img.dtype == np.uint16:
-        img = (img.astype(np.float32) / 257.0).round().astype(np.uint8)
-    elif img.dtype != np.uint8:
-        img = cv2.normalize(img.astype(np.float32), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    return img
-
-
-def load_pair(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Image (uint8) and binary mask (uint8 0/1), both resized to size x size."""
-    image, mask = read_gray(sample.image), read_gray(sample.mask)
-    if image.shape != mask.shape:
-        raise UserError(
-            f"{sample.mask} is {mask.shape[1]}x{mask.shape[0]} but its image {sample.image} is "
-            f"{image.shape[1]}x{image.shape[0]}: image and mask must have the same size"
-        )
-    if image.shape != (size, size):
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-        mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
-    return image, (mask > 0).astype(np.uint8)
 
 
 class SegDataset(Dataset):
@@ -70,19 +23,40 @@ class SegDataset(Dataset):
         transform: Callable | None = None,
         mean: float = 0.5,
         std: float = 0.25,
+        problems: Problems | None = None,
+        mask_threshold: int = 127,
+        strict: bool = False,
         threads: int = 4,
     ):
-        self.samples = list(samples)
+        """Decodes every pair; a faulty one is recorded in `problems` and left out (raises without one)."""
+        collect = problems if problems is not None else Problems()
+        pairs: dict[int, Pair] = {}
+        native: dict[int, tuple[int, int]] = {}
+
+        def load(i: int) -> None:
+            try:
+                pair = load_pair(samples[i], collect, mask_threshold, strict)
+                native[i] = pair.image.shape[::-1]
+                pairs[i] = resize_pair(pair, image_size)
+            except UserError as err:
+                collect.error(str(err))
+
+        # Decode every file once, up front: later epochs (and forked workers) read the cache.
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(load, range(len(samples))))
+        if problems is None and collect.errors:
+            collect.raise_errors()
+        keep = sorted(pairs)
+        self.sizes = [native[i] for i in keep]  # (width, height) of the files
+        self.samples = [samples[i] for i in keep]
         self.subject_names = sorted({s.subject for s in self.samples})
         ids = {name: i for i, name in enumerate(self.subject_names)}
         self.subject_ids = [ids[s.subject] for s in self.samples]
         self.transform = transform
         self.mean, self.std = mean, std
-        # Decode every file once, up front: later epochs (and forked workers) read the cache.
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            pairs = list(pool.map(lambda s: load_pair(s, image_size), self.samples))
-        self.images = np.stack([p[0] for p in pairs]) if pairs else np.empty((0, image_size, image_size), np.uint8)
-        self.masks = np.stack([p[1] for p in pairs]) if pairs else np.empty((0, image_size, image_size), np.uint8)
+        empty = np.empty((0, image_size, image_size), np.uint8)
+        self.images = np.stack([pairs[i].image for i in keep]) if keep else empty
+        self.masks = np.stack([pairs[i].mask for i in keep]) if keep else empty
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from tumorseg.data.problems import Problems
 from tumorseg.errors import UserError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -19,15 +20,19 @@ class Sample:
     key: str
 
 
-def _index(folder: Path) -> dict[str, Path]:
+def _index(folder: Path, problems: Problems) -> dict[str, Path]:
     """Map 'relative/path/without/extension' to the file, for every image file below `folder`."""
     found: dict[str, Path] = {}
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix.lower() in IMAGE_EXTS:
-            key = path.relative_to(folder).with_suffix("").as_posix()
-            if key in found:
-                raise UserError(f"{path} and {found[key]} are the same slice in two formats: keep one")
-            found[key] = path
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        if path.suffix.lower() not in IMAGE_EXTS:
+            problems.note("ignored", path)
+            continue
+        key = path.relative_to(folder).with_suffix("").as_posix()
+        if key in found:
+            problems.error(f"{path} and {found[key]} are the same slice in two formats: keep one")
+        found[key] = path
     return found
 
 
@@ -36,28 +41,26 @@ def subject_of(key: str) -> str:
     return key.split("/", 1)[0]
 
 
-def find_pairs(part_dir: Path) -> list[Sample]:
-    """All (image, mask) pairs of one part, matched by relative path (any image extension)."""
+def find_pairs(part_dir: Path, problems: Problems | None = None) -> list[Sample]:
+    """All (image, mask) pairs of one part, matched by relative path (any image extension).
+
+    Orphans are recorded in `problems` (all of them); without one, the first raises UserError.
+    """
+    collect = problems if problems is not None else Problems()
     images_dir, masks_dir = part_dir / "images", part_dir / "masks"
     for folder in (images_dir, masks_dir):
         if not folder.is_dir():
             raise UserError(f"{folder} is missing: a data part holds images/ and masks/ with the same relative paths")
-    images, masks = _index(images_dir), _index(masks_dir)
+    images, masks = _index(images_dir, collect), _index(masks_dir, collect)
     if not images:
         raise UserError(f"{images_dir} holds no images ({', '.join(IMAGE_EXTS)}): put the slices there")
-    orphans = sorted(set(images) - set(masks))
-    if orphans:
-        raise UserError(
-            f"{images[orphans[0]]} has no mask at {masks_dir / orphans[0]}.<ext> "
-            f"({len(orphans)} image(s) without a mask): add the masks or remove those images"
-        )
-    strays = sorted(set(masks) - set(images))
-    if strays:
-        raise UserError(
-            f"{masks[strays[0]]} has no image at {images_dir / strays[0]}.<ext> "
-            f"({len(strays)} mask(s) without an image): add the images or remove those masks"
-        )
-    return [Sample(images[k], masks[k], subject_of(k), k) for k in sorted(images)]
+    for key in sorted(set(images) - set(masks)):
+        collect.error(f"{images[key]} has no mask at {masks_dir / key}.<ext>: add the mask or remove the image")
+    for key in sorted(set(masks) - set(images)):
+        collect.error(f"{masks[key]} has no image at {images_dir / key}.<ext>: add the image or remove the mask")
+    if problems is None:
+        collect.raise_errors(part_dir.parent)
+    return [Sample(images[k], masks[k], subject_of(k), k) for k in sorted(images) if k in masks]
 
 
 def find_parts(root: Path) -> dict[str, Path]:

@@ -1,5 +1,7 @@
 """U-Net (Ronneberger et al., 2015) written from scratch, with 'same' padding."""
 
+import math
+
 import torch
 from torch import nn
 
@@ -63,7 +65,10 @@ class Up(nn.Module):
 
 
 class UNet(nn.Module):
-    """Encoder of `depth` down steps, bottleneck, mirrored decoder with skips, 1x1 conv to logits."""
+    """Encoder of `depth` down steps, bottleneck, mirrored decoder with skips, 1x1 conv to logits.
+
+    prior: initial foreground probability of the output (bias init); None keeps PyTorch's default.
+    """
 
     def __init__(
         self,
@@ -74,6 +79,7 @@ class UNet(nn.Module):
         norm: str = "batch",
         up: str = "transpose",
         dropout: float = 0.0,
+        prior: float | None = None,
     ):
         super().__init__()
         if norm not in NORMS:
@@ -91,6 +97,10 @@ class UNet(nn.Module):
         )
         self.ups = nn.ModuleList(Up(widths[i + 1], widths[i], norm, up) for i in reversed(range(depth)))
         self.outc = nn.Conv2d(widths[0], out_channels, kernel_size=1)
+        if prior is not None:
+            # Start at the tumor prior instead of p=0.5 everywhere: Adam moves a bias ~lr per step,
+            # so from 0 it would take thousands of steps to reach log(0.01/0.99) = -4.6.
+            nn.init.constant_(self.outc.bias, math.log(prior / (1 - prior)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = [self.inc(x)]
