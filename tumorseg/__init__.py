@@ -3,10 +3,15 @@
 import os
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 # albumentations otherwise asks the network for a newer release at import time.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"
+
+# hydra.run.dir: the run dir named by resume=, else a new one.
+OmegaConf.register_new_resolver("resume_or", lambda resume, default: resume or default, replace=True)
 
 # Absolute, so the Hydra apps find conf/ whether run as `python -m` or called from Python.
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")

@@ -16,6 +16,20 @@ from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.inference import load_predictor
 
 
+def export_onnx(net: torch.nn.Module, image_size: int, out: Path, opset: int = 17) -> Path:
+    """Write `net` (eval mode) as ONNX with a dynamic batch axis: input 'image', output 'logits'."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.randn(1, 1, image_size, image_size)
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated, and still the one that needs no extras
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net.eval(), (example,), str(out), dynamo=False, opset_version=opset,
+            input_names=["image"], output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    return out
+
+
 def export(cfg: DictConfig) -> tuple[Path, float]:
     """Write the ONNX model; return (path, max |onnx - torch| of the logits on random input)."""
     import onnxruntime as ort
@@ -23,17 +37,8 @@ def export(cfg: DictConfig) -> tuple[Path, float]:
     if not cfg.ckpt_path:
         raise UserError("ckpt_path is not set: ckpt_path=<run dir>/checkpoints/last.ckpt")
     predictor = load_predictor(cfg.ckpt_path)
-    out = Path(cfg.output).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
     size = predictor.image_size
-    example = torch.randn(1, 1, size, size)
-    with warnings.catch_warnings():  # the TorchScript exporter is deprecated, and still the one that needs no extras
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            predictor.net, (example,), str(out), dynamo=False, opset_version=cfg.opset,
-            input_names=["image"], output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-        )
+    out = export_onnx(predictor.net, size, Path(cfg.output).expanduser(), cfg.opset)
     x = torch.randn(cfg.check_batch, 1, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = predictor.net(x).numpy()

@@ -3,9 +3,11 @@
 import inspect
 import logging
 import math
+import random
 from collections.abc import Callable
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -27,6 +29,7 @@ class SegModule(L.LightningModule):
         scheduler: Callable | None = None,
         threshold: float = 0.5,
         channels_last: bool = False,
+        seed: int = 42,
         run_config: dict | None = None,
     ):
         super().__init__()
@@ -77,6 +80,14 @@ class SegModule(L.LightningModule):
 
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
+
+    def on_train_epoch_start(self):
+        # Global RNGs (dropout, anything else) restart from (seed, epoch) every epoch, so a run
+        # resumed from an epoch's checkpoint continues exactly as the uninterrupted one.
+        epoch_seed = self.hparams.seed * 1_000_003 + self.current_epoch
+        torch.manual_seed(epoch_seed)
+        np.random.seed(epoch_seed % 2**32)
+        random.seed(epoch_seed)
 
     def on_train_epoch_end(self):
         self._end_epoch("train")

@@ -14,7 +14,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from tumorseg import CONF_DIR
+from tumorseg.config_checks import check_config
 from tumorseg.errors import UserError, exit_on_user_error
+from tumorseg.inference import load_checkpoint
 from tumorseg.models import check_image_size
 from tumorseg.plots import save_curves, save_prediction_grid
 
@@ -51,11 +53,22 @@ def evaluate_best(trainer: L.Trainer, module, datamodule) -> dict[str, float]:
     return {k: None if v != v else v for k, v in sorted(metrics.items())}
 
 
+def resume_checkpoint(cfg: DictConfig) -> str | None:
+    """The checkpoint to resume from: ckpt_path=..., or <run dir>/checkpoints/last.ckpt for resume=<run dir>."""
+    path = Path(cfg.resume) / "checkpoints" / "last.ckpt" if cfg.get("resume") else cfg.ckpt_path
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise UserError(f"{path} is not a file: ckpt_path= (or resume=<run dir>) needs a run that finished an epoch")
+    load_checkpoint(path)  # refuses, with a clear message, a file that would run pickled code
+    return str(path)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """One run; returns the final metrics (also written to <run dir>/metrics.json)."""
+    check_config(cfg)
     check_image_size(cfg.data.image_size, cfg.model.depth)
-    if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
-        raise UserError(f"ckpt_path={cfg.ckpt_path} is not a file: point it at <run dir>/checkpoints/last.ckpt")
+    ckpt_path = resume_checkpoint(cfg)
     out_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
@@ -66,7 +79,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = instantiate(cfg.module, _partial_=True)(run_config=OmegaConf.to_container(cfg, resolve=True))
     loggers = instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     if trainer.is_global_zero and loggers:
         save_curves(loggers, out_dir)  # before the final evaluation adds its own points
     metrics = evaluate_best(trainer, module, datamodule)

@@ -11,6 +11,7 @@ from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import Sample, find_pairs
 from tumorseg.data.phantom import generate_phantom
 from tumorseg.data.problems import Problems
+from tumorseg.data.sampling import EpochShuffle
 from tumorseg.data.splits import split_indices
 from tumorseg.errors import UserError
 
@@ -47,6 +48,7 @@ class SegDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         mask_threshold: int = 127,
         strict: bool = False,
+        seed: int = 42,
         phantom: Mapping | None = None,
     ):
         super().__init__()
@@ -55,7 +57,7 @@ class SegDataModule(L.LightningDataModule):
         self.augment = augment or None  # augment=none composes to an empty node
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.mean, self.std, self.pin_memory = mean, std, pin_memory
-        self.mask_threshold, self.strict = mask_threshold, strict
+        self.mask_threshold, self.strict, self.seed = mask_threshold, strict, seed
         self.problems = Problems()
         self.phantom = dict(phantom) if phantom is not None else None
         self.parts: dict[str, list[Sample]] = {}
@@ -122,7 +124,7 @@ class SegDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffle(len(dataset), self.seed) if shuffle else None,
             # A last batch of one slice would break BatchNorm statistics.
             drop_last=shuffle and len(dataset) % self.batch_size == 1,
             num_workers=self.num_workers,

@@ -61,9 +61,13 @@ class SegDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """key: an index, or (index, augmentation seed) from EpochShuffle for repeatable augmentation."""
+        index, seed = key if isinstance(key, tuple) else (key, None)
         image, mask = self.images[index], self.masks[index]
         if self.transform is not None:
+            if seed is not None and hasattr(self.transform, "set_random_seed"):
+                self.transform.set_random_seed(seed)
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         x = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255.0).sub_(self.mean).div_(self.std)

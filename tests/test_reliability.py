@@ -1,0 +1,136 @@
+"""Crashes, resumes, determinism, numerical faults and config faults."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.conftest import REPO, TINY, phantom_overrides, run_cli, run_main
+from tumorseg.guards import NumericalFault
+from tumorseg.losses import DiceBCELoss
+from tumorseg.train import train
+
+# Long enough to be killed in the middle of an epoch; augment=all exercises seeded augmentation.
+RESUMABLE = ["trainer.max_epochs=4", "trainer.limit_train_batches=6", "augment=all", "model.base_channels=8",
+             "scheduler=cosine"]
+
+
+class NaNLoss(DiceBCELoss):
+    """Dice+BCE that returns NaN from the `after`-th training call on (a fault injected on purpose)."""
+
+    def __init__(self, after: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        self.after, self.calls = after, 0
+
+    def forward(self, logits, target):
+        loss = super().forward(logits, target)
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.after:
+                return loss * float("nan")
+        return loss
+
+
+def metrics_of(run):
+    return json.loads((run / "metrics.json").read_text())
+
+
+def test_same_seed_same_metrics_with_or_without_workers(tiny_cfg, tmp_path):
+    first = train(tiny_cfg("augment=all", "trainer.max_epochs=2", out="a"))
+    second = train(tiny_cfg("augment=all", "trainer.max_epochs=2", out="b"))
+    workers = train(tiny_cfg("augment=all", "trainer.max_epochs=2", "data.num_workers=2", out="c"))
+    assert metrics_of(tmp_path / "a") == metrics_of(tmp_path / "b") == metrics_of(tmp_path / "c")
+    assert first == second == workers
+    other = train(tiny_cfg("augment=all", "trainer.max_epochs=2", "seed=7", out="d"))
+    assert other != first
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_metrics(data_dir, tmp_path):
+    args = [*TINY, *phantom_overrides(data_dir), *RESUMABLE]
+    full = tmp_path / "uninterrupted"
+    assert run_cli("tumorseg.train", *args, f"hydra.run.dir={full}").returncode == 0
+    run = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "tumorseg.train", *args, f"hydra.run.dir={run}"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = run / "checkpoints/last.ckpt"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if last.is_file() and torch.load(last, weights_only=True)["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    time.sleep(0.3)  # into the next epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "metrics.json").exists()
+    torch.load(last, weights_only=True)  # whatever the moment of the kill, last.ckpt is whole
+    resumed = run_cli("tumorseg.train", *args, f"resume={run}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert metrics_of(run) == metrics_of(full)
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) >= 2  # same TensorBoard run, continued
+
+
+def test_resume_needs_a_finished_epoch(data_dir, tmp_path):
+    result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"resume={tmp_path / 'empty'}")
+    assert result.returncode == 2 and "last.ckpt is not a file" in result.stderr
+
+
+def test_nan_loss_stops_with_epoch_step_and_last_good_checkpoint(data_dir, tmp_path):
+    run = tmp_path / "nan"
+    result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), "trainer.max_epochs=3",
+                      "loss._target_=tests.test_reliability.NaNLoss", "+loss.after=4", f"hydra.run.dir={run}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert "became nan at epoch 1, step 3" in line
+    assert str(run / "checkpoints") in line
+    last = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+    assert last["epoch"] == 0 and all(torch.isfinite(v).all() for v in last["state_dict"].values())
+    assert not (run / "metrics.json").exists()
+
+
+def test_nan_guard_raises_a_numerical_fault(tiny_cfg):
+    with pytest.raises(NumericalFault, match="epoch 0, step 0"):
+        train(tiny_cfg("loss._target_=tests.test_reliability.NaNLoss", "+loss.after=1"))
+
+
+def test_checkpoint_with_pickled_code_is_refused_for_resume(data_dir, tmp_path):
+    from tests.test_commands import Evil
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"payload": Evil()}, evil)
+    result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"ckpt_path={evil}",
+                      f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2 and "refused" in result.stderr and "pwned" not in result.stdout
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("data.batch_size=abc", "data.batch_size='abc' must be an int > 0"),
+    ("optimizer.lr=-1", "optimizer.lr=-1 must be a float > 0"),
+    ("model.depth=0", "model.depth=0 must be an int >= 1"),
+    ("threshold=2", "threshold=2 must be a float between 0 and 1"),
+])
+def test_wrong_types_and_ranges_fail_before_training(data_dir, tmp_path, override, message):
+    result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), override, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and message in result.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_unwritable_output_dir_fails_before_training(data_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run_cli("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"hydra.run.dir={blocker / 'run'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"output dir {blocker / 'run'} cannot be written" in result.stderr
+
+
+def test_unknown_option_is_refused_by_hydra_without_traceback(tmp_path):
+    result = run_cli("tumorseg.train", "data=phantom", "model.base_chanels=8", f"hydra.run.dir={tmp_path}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "model.base_chanels" in result.stderr

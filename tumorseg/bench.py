@@ -1,0 +1,322 @@
+"""Benchmark on this machine: training (Lightning vs plain PyTorch), data pipeline, inference, FLOP
+efficiency, memory. Prints a table; writes experiments/BENCHMARKS.md and experiments/benchmarks.json.
+
+    python -m tumorseg.bench                 # full run
+    python -m tumorseg.bench --quick         # about a minute: small images, few steps
+    python -m tumorseg.bench --parts train,infer --batch-size 8 --image-size 256
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from tumorseg import CONF_DIR
+from tumorseg.data import SegDataModule, generate_phantom
+from tumorseg.export import export_onnx
+from tumorseg.module import SegModule
+
+PARTS = ("train", "data", "infer")
+AUGMENTS = ("none", "flip", "rotate", "elastic", "all")
+# name: (channels_last, bf16)
+SETTINGS = {"fp32 NCHW": (False, False), "fp32 channels_last": (True, False), "bf16 channels_last": (True, True)}
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    cpu = platform.processor()
+    if Path("/proc/cpuinfo").is_file():
+        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), cpu)
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "python": platform.python_version(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def config(*overrides: str):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("train", overrides=["paths.root_dir=.", "paths.output_dir=.", *overrides])
+
+
+def autocast(bf16: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
+def matmul_gflops(dtype: torch.dtype, n: int, reps: int) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def datamodule(root: Path, args, augment: str = "none", workers: int | None = None) -> SegDataModule:
+    cfg = config(f"augment={augment}")
+    dm = SegDataModule(str(root), {"name": "full"}, instantiate(cfg.augment) or None, image_size=args.image_size,
+                       batch_size=args.batch_size, num_workers=cfg.data.num_workers if workers is None else workers)
+    dm.setup()
+    return dm
+
+
+class Throughput(L.Callback):
+    """Images per second of training batches after `warmup` batches."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.images, self.start, self.end = warmup, 0, 0.0, 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if batch_idx >= self.warmup:
+            self.images += batch[0].shape[0]
+            self.end = time.perf_counter()
+
+    @property
+    def rate(self) -> float:
+        return self.images / max(self.end - self.start, 1e-9)
+
+
+def lightning_rate(model: str, dm: SegDataModule, setting: str, args) -> float:
+    """Training images/s through the real path: SegModule (loss, metrics, logging) + Trainer."""
+    channels_last, bf16 = SETTINGS[setting]
+    cfg = config(f"model={model}")
+    module = SegModule(instantiate(cfg.model), instantiate(cfg.loss), instantiate(cfg.optimizer),
+                       channels_last=channels_last)
+    timer = Throughput(args.warmup)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=args.warmup + args.steps,
+                        limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[timer],
+                        precision="bf16-mixed" if bf16 else "32-true")
+    trainer.fit(module, datamodule=dm)
+    return timer.rate
+
+
+def plain_rate(model: str, dm: SegDataModule, setting: str, args) -> float:
+    """Training images/s of a hand-written loop: same net, loss, optimizer, data and settings."""
+    channels_last, bf16 = SETTINGS[setting]
+    cfg = config(f"model={model}")
+    net, loss_fn = instantiate(cfg.model).train(), instantiate(cfg.loss)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    optimizer = instantiate(cfg.optimizer)(params=net.parameters())
+    batches = iter(dm.train_dataloader())
+    for step in range(args.warmup + args.steps):
+        if step == args.warmup:
+            start = time.perf_counter()
+        x, y, _ = next(batches)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(bf16):
+            loss = loss_fn(net(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return args.steps * args.batch_size / (time.perf_counter() - start)
+
+
+def train_flops(model: str, args) -> float:
+    """FLOPs of one training step (forward + backward) per image."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net, loss_fn = instantiate(config(f"model={model}").model), instantiate(config().loss)
+    x = torch.randn(2, 1, args.image_size, args.image_size)
+    with FlopCounterMode(display=False) as counter:
+        loss_fn(net(x), torch.zeros_like(x)).backward()
+    return counter.get_total_flops() / 2
+
+
+def data_rate(dm: SegDataModule, batches: int) -> float:
+    """Images/s the train loader delivers (augmentation included), without a model."""
+    loader = iter(dm.train_dataloader())
+    next(loader)
+    start, images = time.perf_counter(), 0
+    for _ in range(batches):
+        try:
+            images += next(loader)[0].shape[0]
+        except StopIteration:
+            loader = iter(dm.train_dataloader())
+    return images / (time.perf_counter() - start)
+
+
+def inference_rates(args, tmp: Path) -> dict[str, dict[str, float]]:
+    """Images/s at batch 16 and ms per slice at batch 1 for each way of running the default model."""
+    net = instantiate(config().model).eval()
+    size = args.image_size
+    runners = {}
+    for name, (channels_last, bf16) in SETTINGS.items():
+        model = net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        runners[f"eager {name}"] = (lambda m, cl, b: lambda x: _infer(m, x, cl, b))(model, channels_last, bf16)
+    if not args.quick:
+        compiled = torch.compile(net.to(memory_format=torch.channels_last))
+        runners["torch.compile channels_last"] = lambda x: _infer(compiled, x, True, False)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(export_onnx(net.to(memory_format=torch.contiguous_format), size,
+                                                   tmp / "model.onnx")), providers=["CPUExecutionProvider"])
+    runners["ONNX Runtime fp32"] = lambda x: session.run(None, {"image": x.numpy()})
+    out = {}
+    for name, run in runners.items():
+        out[name] = {"images_per_s_b16": _rate(run, 16, size, args.infer_reps),
+                     "ms_per_slice_b1": 1000 / _rate(run, 1, size, args.infer_reps * 4)}
+        print(f"  inference {name}: {out[name]['images_per_s_b16']:.1f} img/s (b16), "
+              f"{out[name]['ms_per_slice_b1']:.1f} ms (b1)", flush=True)
+    return out
+
+
+@torch.no_grad()
+def _infer(model, x, channels_last: bool, bf16: bool):
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(bf16):
+        return model(x)
+
+
+def _rate(run, batch: int, size: int, reps: int) -> float:
+    x = torch.randn(batch, 1, size, size)
+    for _ in range(2):
+        run(x)
+    start = time.perf_counter()
+    for _ in range(reps):
+        run(x)
+    return batch * reps / (time.perf_counter() - start)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def default_setting() -> str:
+    """The setting the training config uses by default."""
+    cfg = config()
+    bf16 = str(cfg.trainer.precision).startswith("bf16")
+    return "bf16 channels_last" if bf16 else ("fp32 channels_last" if cfg.module.channels_last else "fp32 NCHW")
+
+
+def measure(args) -> dict:
+    """Every figure of the requested parts, in one process."""
+    parts = set(args.parts.split(","))
+    results: dict = {"machine": machine(), "args": vars(args), "default_setting": default_setting()}
+    results["matmul_gflops"] = {"fp32": matmul_gflops(torch.float32, args.matmul_n, 5),
+                                "bf16": matmul_gflops(torch.bfloat16, args.matmul_n, 5)}
+    print(f"  matmul {args.matmul_n}: {results['matmul_gflops']}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subjects = -(-(args.warmup + args.steps) * args.batch_size // 16) + 1
+        root = generate_phantom(Path(tmp) / "phantom", train_subjects=subjects, val_subjects=1, slices=16,
+                                size=args.image_size)
+        if "train" in parts:
+            dm = datamodule(root, args)
+            train = {}
+            for setting in SETTINGS:
+                train[f"unet {setting}"] = {"lightning": lightning_rate("unet", dm, setting, args),
+                                            "plain": plain_rate("unet", dm, setting, args)}
+                print(f"  train unet {setting}: {train[f'unet {setting}']}", flush=True)
+            results["peak_rss_mb_train_default"] = peak_rss_mb()
+            seed_args = argparse.Namespace(**{**vars(args), "warmup": 1, "steps": args.seed_steps})
+            train["unet_seed fp32 NCHW"] = {"lightning": lightning_rate("unet_seed", dm, "fp32 NCHW", seed_args)}
+            print(f"  train unet_seed: {train['unet_seed fp32 NCHW']}", flush=True)
+            results["train_images_per_s"] = train
+            results["train_gflop_per_image"] = {m: train_flops(m, args) / 1e9 for m in ("unet", "unet_seed")}
+        if "data" in parts:
+            results["data_images_per_s"] = {a: data_rate(datamodule(root, args, a), args.data_batches) for a in AUGMENTS}
+            print(f"  data: {results['data_images_per_s']}", flush=True)
+        if "infer" in parts:
+            results["inference"] = inference_rates(args, Path(tmp))
+    results["summary"] = summarize(results)
+    return results
+
+
+def summarize(r: dict) -> dict:
+    """Headline ratios and the targets they are held to."""
+    out: dict = {}  # name: (value, minimum, [how])
+    default = f"unet {r['default_setting']}"
+    train = r.get("train_images_per_s", {})
+    if default in train:
+        rate = train[default]["lightning"]
+        out["lightning_over_plain"] = (rate / train[default]["plain"], 0.95)
+        out["default_over_unet_seed_fp32"] = (rate / train["unet_seed fp32 NCHW"]["lightning"], 20)
+        peak = r["matmul_gflops"]["bf16" if "bf16" in default else "fp32"]
+        achieved = rate * r["train_gflop_per_image"]["unet"]
+        out["train_gflops_share_of_matmul"] = (achieved / peak, 0.5)
+        if "data_images_per_s" in r:
+            out["data_all_over_train_step"] = (r["data_images_per_s"]["all"] / rate, 5)
+    if "inference" in r:
+        best = max(r["inference"].items(), key=lambda kv: kv[1]["images_per_s_b16"])
+        out["inference_best_images_per_s_b16"] = (best[1]["images_per_s_b16"], 80, best[0])
+    return {key: {"value": round(v[0], 3), "target": f">= {v[1]}", "met": v[0] >= v[1], **({"how": v[2]} if len(v) > 2 else {})}
+            for key, v in out.items()}
+
+
+def markdown(r: dict, command: str) -> str:
+    m = r["machine"]
+    lines = [f"# Benchmarks\n", f"Command: `{command}`  ", f"Machine: {m['cpu']}, {m['cores']} cores "
+             f"({m['cpu_capability']}), torch {m['torch']}, GPU: {m['gpu'] or 'none'}  ",
+             f"Batch {r['args']['batch_size']}, {r['args']['image_size']}x{r['args']['image_size']}; "
+             f"default training setting: {r['default_setting']}\n",
+             f"Matmul {r['args']['matmul_n']}²: fp32 {r['matmul_gflops']['fp32']:.0f} GFLOP/s, "
+             f"bf16 {r['matmul_gflops']['bf16']:.0f} GFLOP/s\n"]
+    if "train_images_per_s" in r:
+        lines += ["## Training (images/s)\n", "| network, setting | Lightning | plain PyTorch | Lightning/plain |",
+                  "|---|---|---|---|"]
+        for name, v in r["train_images_per_s"].items():
+            plain, ratio = (f"{v['plain']:.2f}", f"{v['lightning'] / v['plain']:.2f}") if "plain" in v else ("–", "–")
+            lines.append(f"| {name} | {v['lightning']:.2f} | {plain} | {ratio} |")
+        g = r["train_gflop_per_image"]
+        lines += ["", f"Training FLOPs per image: unet {g['unet']:.2f} GFLOP, unet_seed {g['unet_seed']:.2f} GFLOP. "
+                  f"Peak resident memory after the default model's training runs: "
+                  f"{r['peak_rss_mb_train_default']:.0f} MB\n"]
+    if "data_images_per_s" in r:
+        lines += ["## Data pipeline (images/s, no model)\n", "| augment | images/s |", "|---|---|"]
+        lines += [f"| {a} | {v:.0f} |" for a, v in r["data_images_per_s"].items()] + [""]
+    if "inference" in r:
+        lines += ["## Inference of the default model\n", "| how | images/s (batch 16) | ms/slice (batch 1) |",
+                  "|---|---|---|"]
+        lines += [f"| {k} | {v['images_per_s_b16']:.1f} | {v['ms_per_slice_b1']:.1f} |" for k, v in r["inference"].items()]
+        lines.append("")
+    lines += ["## Targets\n", "| figure | value | target | met |", "|---|---|---|---|"]
+    lines += [f"| {k} | {v['value']}{' (' + v['how'] + ')' if 'how' in v else ''} | {v['target']} | "
+              f"{'yes' if v['met'] else 'no'} |" for k, v in r["summary"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m tumorseg.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="about a minute: 128x128, few steps, no torch.compile")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {','.join(PARTS)}")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=10, help="timed training steps per measurement")
+    parser.add_argument("--out", default="experiments", help="folder for BENCHMARKS.md and benchmarks.json")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.image_size, args.steps = min(args.image_size, 128), min(args.steps, 3)
+    args.warmup, args.seed_steps = (1, 1) if args.quick else (2, 3)
+    args.data_batches, args.infer_reps, args.matmul_n = (5, 3, 1024) if args.quick else (20, 10, 2048)
+    results = measure(args)
+    suffix = "-quick" if args.quick else ""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python -m tumorseg.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    (out / f"benchmarks{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results, command.strip())
+    (out / f"BENCHMARKS{suffix}.md").write_text(table)
+    print(table)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Config faults caught before any training: wrong types and ranges, an output dir that cannot be written."""
+
+import sys
+import tempfile
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from tumorseg.errors import EXIT_USER_ERROR, UserError
+
+# key: (type, test, what the test asks, an example)
+RULES = {
+    "seed": (int, lambda v: v >= 0, ">= 0", 42),
+    "threshold": (float, lambda v: 0 < v < 1, "between 0 and 1", 0.5),
+    "data.image_size": (int, lambda v: v > 0, "> 0", 256),
+    "data.batch_size": (int, lambda v: v > 0, "> 0", 16),
+    "data.num_workers": (int, lambda v: v >= 0, ">= 0", 2),
+    "model.base_channels": (int, lambda v: v > 0, "> 0", 16),
+    "model.depth": (int, lambda v: v >= 1, ">= 1", 4),
+    "model.dropout": (float, lambda v: 0 <= v < 1, "in [0, 1)", 0.1),
+    "optimizer.lr": (float, lambda v: v > 0, "> 0", 0.001),
+    "trainer.max_epochs": (int, lambda v: v >= 1 or v == -1, ">= 1 (or -1: no limit)", 20),
+}
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise UserError for the first value of the wrong type or out of range."""
+    for key, (kind, test, wanted, example) in RULES.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None:
+            continue
+        ok_type = isinstance(value, kind) or (kind is float and isinstance(value, int))
+        if isinstance(value, bool) or not ok_type or not test(value):
+            raise UserError(f"{key}={value!r} must be {'an' if kind is int else 'a'} {kind.__name__} {wanted}: "
+                            f"e.g. {key}={example}")
+
+
+def check_writable(folder: str | Path) -> None:
+    """Create the output folder now and write a probe file, so that a bad one fails before training."""
+    path = Path(folder).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise UserError(f"output dir {path} cannot be written ({err.strerror}): "
+                        f"set hydra.run.dir (or hydra.sweep.dir) to a folder you can write") from None
+
+
+class OutputDirCheck(Callback):
+    """Hydra callback: check the run/sweep dir before Hydra creates it (which would end in a traceback)."""
+
+    def _check(self, folder: str) -> None:
+        try:
+            check_writable(folder)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            sys.exit(EXIT_USER_ERROR)
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        HydraConfig.instance().set_config(config)  # as Hydra does next; run.dir may need ${hydra:...}
+        self._check(config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        HydraConfig.instance().set_config(config)
+        self._check(config.hydra.sweep.dir)

@@ -1,0 +1,53 @@
+"""Callbacks that keep a run safe: a checkpoint on interrupt, a clear stop on a NaN/Inf loss."""
+
+import logging
+import math
+from pathlib import Path
+
+import lightning as L
+
+from tumorseg.errors import UserError
+
+log = logging.getLogger("tumorseg")
+
+
+def newest_checkpoint(trainer: L.Trainer) -> str:
+    """The most recently written checkpoint of the run, or a note that there is none yet."""
+    paths = [Path(p) for cb in trainer.checkpoint_callbacks
+             for p in (cb.last_model_path, cb.best_model_path) if p and Path(p).is_file()]
+    return str(max(paths, key=lambda p: p.stat().st_mtime)) if paths else "none yet (no epoch finished)"
+
+
+class NumericalFault(UserError):
+    """Training produced a NaN or Inf loss."""
+
+
+class InterruptCheckpoint(L.Callback):
+    """On Ctrl+C or SIGTERM, saves <dirpath>/interrupted.ckpt (mid-epoch) and says how to resume."""
+
+    def __init__(self, dirpath: str):
+        self.dirpath = Path(dirpath)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt) and type(exception).__name__ != "SIGTERMException":
+            return
+        path = self.dirpath / "interrupted.ckpt"
+        trainer.save_checkpoint(path)
+        if trainer.is_global_zero:
+            log.warning("interrupted at epoch %d, step %d: saved %s; resume exactly from the last finished epoch "
+                        "with resume=%s", trainer.current_epoch, trainer.global_step, path, self.dirpath.parent)
+
+
+class FiniteLoss(L.Callback):
+    """Stops training at the first NaN/Inf training loss, naming the epoch and step; keeps the last good checkpoint."""
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss) -> None:
+        # Before backward: the bad loss never reaches the weights.
+        value = float(loss.detach())
+        if math.isfinite(value):
+            return
+        raise NumericalFault(
+            f"the training loss became {value} at epoch {trainer.current_epoch}, step {trainer.global_step}: "
+            f"training stopped; last good checkpoint: {newest_checkpoint(trainer)}. "
+            f"Lower optimizer.lr or set trainer.gradient_clip_val=1.0"
+        )
