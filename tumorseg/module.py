@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torchmetrics import MeanMetric
 
 from tumorseg.metrics import SegMetrics
 
@@ -43,6 +44,8 @@ class SegModule(L.LightningModule):
             self.net = self.net.to(memory_format=torch.channels_last)
         # Keyed "<stage>_": a ModuleDict key "train" would shadow nn.Module.train.
         self.metrics = nn.ModuleDict({f"{s}_": SegMetrics(threshold) for s in STAGES})
+        # Epoch means as torchmetrics too: synced over DDP ranks at one point, the epoch's end.
+        self.means = nn.ModuleDict({f"{s}_": nn.ModuleDict({"loss": MeanMetric(), "bce": MeanMetric()}) for s in STAGES})
         # Best validation Dice so far; kept in checkpoints so a resumed run remembers it.
         self.best_val_dice = -math.inf
 
@@ -57,19 +60,22 @@ class SegModule(L.LightningModule):
         loss = self.loss_fn(logits, y)
         bce = F.binary_cross_entropy_with_logits(logits.float(), y)
         self.metrics[f"{stage}_"].update(torch.sigmoid(logits.detach().float()), y, subject)
-        kw = dict(on_step=False, on_epoch=True, batch_size=x.shape[0], sync_dist=True)
-        self.log(f"{stage}/loss", loss.detach(), prog_bar=stage != "test", **kw)
-        self.log(f"{stage}/bce", bce.detach(), **kw)
+        self.means[f"{stage}_"]["loss"].update(loss.detach(), weight=x.shape[0])
+        self.means[f"{stage}_"]["bce"].update(bce.detach(), weight=x.shape[0])
         return loss
 
     def _end_epoch(self, stage: str) -> None:
         values = self.metrics[f"{stage}_"].compute()
         self.metrics[f"{stage}_"].reset()
-        dice = values.pop("dice")
-        self.log_dict({f"{stage}/{k}": v.float() for k, v in values.items() if not k.startswith("n_")})
-        self.log(f"{stage}/dice", dice.float(), prog_bar=True)
+        for name, mean in self.means[f"{stage}_"].items():
+            values[name] = mean.compute()
+            mean.reset()
+        shown = {"dice", "loss"} if stage != "test" else set()
+        for name, value in values.items():
+            if not name.startswith("n_"):
+                self.log(f"{stage}/{name}", value.float(), prog_bar=name in shown)
         if stage == "val" and self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
-            self.best_val_dice = max(self.best_val_dice, float(dice))
+            self.best_val_dice = max(self.best_val_dice, float(values["dice"]))
             self.log("val/dice_best", self.best_val_dice, prog_bar=True)
 
     def training_step(self, batch, batch_idx):

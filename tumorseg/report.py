@@ -6,6 +6,7 @@
 import argparse
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -48,6 +49,8 @@ def describe(run: Path) -> dict:
         row["model"] += f" ({config.model.base_channels})"
     if "approach" in config and config.approach.get("group_by", "subject") is None:
         row["approach"] += " (slice-level)"
+    if "approach" in config and config.approach.get("name") == "cv":
+        row["fold"] = f"{config.approach.fold}/{config.approach.k}"
     row.update(json.loads((run / "metrics.json").read_text()))
     return row
 
@@ -58,14 +61,34 @@ def cell(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def fold_summaries(rows: list[dict], keys: list[str]) -> list[dict]:
+    """mean ± std over the folds of each cross-validated setting (runs that differ only in fold)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if "fold" in r:
+            groups.setdefault(tuple(r[g] for g in CHOICES), []).append(r)
+    out = []
+    for choices, runs in groups.items():
+        if len(runs) < 2:
+            continue
+        row = {"run": f"mean ± std over {len(runs)} folds", **dict(zip(CHOICES, choices))}
+        for key in keys:
+            values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
+            if values:
+                row[key] = f"{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0:.4f}"
+        out.append(row)
+    return out
+
+
 def markdown(rows: list[dict]) -> str:
-    """A Markdown table; columns no run has are left out."""
+    """A Markdown table; columns no run has are left out; cross-validation folds get a mean ± std row."""
     columns = [(h, k) for h, k in COLUMNS if any(k in r for r in rows)]
     base = os.path.commonpath([r["run"] for r in rows]) if len(rows) > 1 else ""
     header = ["run", *CHOICES, *(h for h, _ in columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in rows:
-        name = os.path.relpath(r["run"], base) if base else r["run"]
+    for r in rows + fold_summaries(rows, [k for _, k in columns]):
+        name = os.path.relpath(r["run"], base) if base and r["run"].startswith(base) else r["run"]
+        name += f" (fold {r['fold']})" if "fold" in r else ""
         lines.append("| " + " | ".join([name, *(r[g] for g in CHOICES), *(cell(r.get(k)) for _, k in columns)]) + " |")
     return "\n".join(lines) + "\n"
 

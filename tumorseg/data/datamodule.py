@@ -11,11 +11,11 @@ from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import Sample, find_pairs
 from tumorseg.data.phantom import generate_phantom
 from tumorseg.data.problems import Problems
-from tumorseg.data.sampling import EpochShuffle
-from tumorseg.data.splits import split_indices
+from tumorseg.data.sampling import EpochShuffle, Shard
+from tumorseg.data.splits import fold_indices, split_indices
 from tumorseg.errors import UserError
 
-APPROACHES = ("split", "full")
+APPROACHES = ("split", "full", "cv")
 
 
 def _take(samples: list[Sample], indices: list[int]) -> list[Sample]:
@@ -89,11 +89,14 @@ class SegDataModule(L.LightningDataModule):
                 )
             return {"train": train, "val": val}
         subjects = [s.subject for s in train]
-        keep, test = split_indices(subjects, a["test_size"], a["random_state"], a["group_by"])
+        if a["name"] == "cv":
+            keep, test = fold_indices(subjects, a["k"], a["fold"], a["random_state"])
+        else:
+            keep, test = split_indices(subjects, a["test_size"], a["random_state"], a["group_by"])
         parts = {"test": _take(train, test)}
         train = _take(train, keep)
         if val is None:
-            val_share = a["val_size"] / (1 - a["test_size"])
+            val_share = a["val_size"] / (1 - a.get("test_size", 1 / a.get("k", 5)))
             keep, held = split_indices([s.subject for s in train], val_share, a["random_state"], a["group_by"])
             train, val = _take(train, keep), _take(train, held)
         parts.update(train=train, val=val)
@@ -121,12 +124,15 @@ class SegDataModule(L.LightningDataModule):
         if part not in self.datasets:
             raise UserError(f"approach={self.approach['name']} has no {part} part")
         dataset = self.datasets[part]
+        # Sharding is ours, not Lightning's (use_distributed_sampler=false): exact resumes, no repeated items.
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        sampler = EpochShuffle(len(dataset), self.seed, rank, world) if shuffle else Shard(len(dataset), rank, world)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=EpochShuffle(len(dataset), self.seed) if shuffle else None,
+            sampler=sampler,
             # A last batch of one slice would break BatchNorm statistics.
-            drop_last=shuffle and len(dataset) % self.batch_size == 1,
+            drop_last=shuffle and len(sampler) % self.batch_size == 1,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory and torch.cuda.is_available(),

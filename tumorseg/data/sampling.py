@@ -1,7 +1,8 @@
-"""A shuffle that is a pure function of (seed, epoch), and hands each item its own augmentation seed.
+"""Samplers that are pure functions of (seed, epoch, rank): exact resumes, and DDP shards without repeats.
 
-Resuming a run from an epoch's checkpoint then replays exactly the order and augmentations the
-uninterrupted run would have used, with any number of workers.
+EpochShuffle hands each training item its own augmentation seed, so resuming a run from an epoch's
+checkpoint replays exactly the order and augmentations of the uninterrupted run, with any number
+of workers. Under DDP each rank takes every world_size-th item of the same permutation.
 """
 
 from collections.abc import Iterator
@@ -13,18 +14,32 @@ from torch.utils.data import Sampler
 class EpochShuffle(Sampler):
     """Yields (index, augmentation seed) in a random order seeded by (seed, epoch)."""
 
-    def __init__(self, n: int, seed: int = 0):
-        self.n, self.seed, self.epoch = n, seed, 0
+    def __init__(self, n: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+        self.n, self.seed, self.epoch, self.rank, self.world_size = n, seed, 0, rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at the start of every epoch."""
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.n
+        return self.n // self.world_size  # every rank takes the same number of steps
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.n, generator=generator).tolist()
         seeds = torch.randint(0, 2**31 - 1, (self.n,), generator=generator).tolist()
-        return iter(zip(order, seeds))
+        pairs = list(zip(order, seeds))[: len(self) * self.world_size]
+        return iter(pairs[self.rank :: self.world_size])
+
+
+class Shard(Sampler):
+    """Evaluation under DDP: rank r takes items r, r + world_size, ... (no padding, so no item counts twice)."""
+
+    def __init__(self, n: int, rank: int = 0, world_size: int = 1):
+        self.indices = list(range(rank, n, world_size))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)

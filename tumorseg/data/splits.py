@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 
-from sklearn.model_selection import GroupShuffleSplit, train_test_split
+from sklearn.model_selection import GroupKFold, GroupShuffleSplit, train_test_split
 
 from tumorseg.errors import UserError
 
@@ -35,4 +35,16 @@ def split_indices(
         )
     splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=random_state)
     keep, held = next(splitter.split(indices, groups=list(subjects)))
+    return sorted(keep.tolist()), sorted(held.tolist())
+
+
+def fold_indices(subjects: Sequence[str], k: int, fold: int, random_state: int = 42) -> tuple[list[int], list[int]]:
+    """Indices (keep, held_out) of fold `fold` of k subject-grouped folds (GroupKFold, shuffled with random_state)."""
+    n_subjects = len(set(subjects))
+    if not 2 <= k <= n_subjects:
+        raise UserError(f"approach.k={k} must be between 2 and the number of subjects ({n_subjects})")
+    if not 0 <= fold < k:
+        raise UserError(f"approach.fold={fold} must be between 0 and approach.k-1={k - 1}")
+    folds = GroupKFold(n_splits=k, shuffle=True, random_state=random_state).split(subjects, groups=list(subjects))
+    keep, held = list(folds)[fold]
     return sorted(keep.tolist()), sorted(held.tolist())

@@ -1,0 +1,19 @@
+"""The benchmark's quick mode runs end to end and writes its table and JSON."""
+
+import json
+
+from tumorseg.bench import main
+
+
+def test_quick_benchmark_writes_table_and_json(tmp_path):
+    results = main(["--quick", "--image-size", "64", "--batch-size", "4", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "benchmarks-quick.json").read_text())
+    assert saved["machine"]["cores"] >= 1 and saved["machine"]["torch"]
+    assert set(saved["summary"]) == {"lightning_over_plain", "default_over_unet_seed_fp32",
+                                     "train_gflops_share_of_matmul", "data_all_over_train_step",
+                                     "inference_best_images_per_s_b16"}
+    assert set(results["data_images_per_s"]) == {"none", "flip", "rotate", "elastic", "all"}
+    assert {"eager fp32 NCHW", "eager bf16 channels_last", "ONNX Runtime fp32"} <= set(results["inference"])
+    table = (tmp_path / "BENCHMARKS-quick.md").read_text()
+    assert "## Targets" in table and "Lightning/plain" in table
+    assert all(v > 0 for v in results["train_images_per_s"]["unet fp32 NCHW"].values())

@@ -1,0 +1,100 @@
+"""Scaling out: DDP on CPU, Optuna and launcher sweeps, k-fold cross-validation."""
+
+import json
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from tests.conftest import CONF, REPO, TINY, make_cfg, phantom_overrides, run_cli
+from tumorseg.report import main as report
+
+LEARNS = ["model.base_channels=8", "trainer.max_epochs=3", "trainer.limit_train_batches=6", "optimizer.lr=3e-3"]
+
+
+def test_ddp_on_cpu_gives_one_run_dir_and_whole_split_metrics(data_dir, tmp_path):
+    from tumorseg.evaluate import evaluate
+
+    logs = tmp_path / "outputs"
+    run = logs / "ddp"
+    result = run_cli("tumorseg.train", "trainer=ddp_cpu", *TINY, *phantom_overrides(data_dir), *LEARNS,
+                     f"paths.log_dir={logs}", f"hydra.run.dir={run}", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [p.name for p in logs.iterdir()] == ["ddp"]  # no second Hydra output dir from rank 1
+    assert (run / ".hydra/config.yaml").is_file() and (run / "checkpoints/last.ckpt").is_file()
+    metrics = json.loads((run / "metrics.json").read_text())
+    best = next((run / "checkpoints").glob("epoch_*.ckpt"))
+    cfg = OmegaConf.create(dict(ckpt_path=str(best), data_dir=str(data_dir / "phantom/val"), split=None,
+                                threshold=0.5, tta=False, postprocess={"min_size": 0}, batch_size=4,
+                                paths={"output_dir": str(tmp_path / "eval")}))
+    single = evaluate(cfg)
+    # Synced torchmetrics states over the whole split, no item counted twice: the same figures.
+    for key in ("dice", "iou", "dice_per_subject", "precision", "recall"):
+        assert metrics[f"val/{key}"] == pytest.approx(single[key], abs=1e-6), key
+    assert single["n_images"] == 16
+
+
+def test_two_trial_optuna_sweep(data_dir, tmp_path):
+    sweep = tmp_path / "optuna"
+    tiny = [o for o in TINY if not o.startswith("model.base_channels")]  # a value set here is not searched
+    result = run_cli("tumorseg.train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
+                     "hydra.sweeper.sampler.n_startup_trials=1", *tiny, *phantom_overrides(data_dir),
+                     f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert "best_value" in best and set(best["best_params"]) >= {"optimizer.lr", "model.base_channels"}
+    assert len(list(sweep.glob("*/metrics.json"))) == 2
+
+
+def test_parallel_joblib_sweep_and_its_report(data_dir, tmp_path):
+    sweep = tmp_path / "joblib"
+    result = run_cli("tumorseg.train", "-m", "hydra/launcher=parallel", "approach=split,full", *TINY,
+                     *phantom_overrides(data_dir), f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = report([str(sweep)])
+    assert table.count("\n") == 4 and "| 0 | split" in table and "| 1 | full" in table
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep(data_dir, tmp_path):
+    sweep = tmp_path / "submitit"
+    result = run_cli("tumorseg.train", "-m", "hydra/launcher=local", "approach=split,full", *TINY,
+                     *phantom_overrides(data_dir), f"hydra.sweep.dir={sweep}", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list(sweep.glob("*/metrics.json"))) == 2
+    assert list((sweep / ".submitit").glob("*/*_result.pkl"))
+
+
+def test_two_fold_cross_validation_with_report(data_dir, tmp_path):
+    sweep = tmp_path / "cv"
+    result = run_cli("tumorseg.train", "-m", "approach=cv", "approach.k=2", "approach.fold=0,1", *TINY,
+                     *phantom_overrides(data_dir), f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = report([str(sweep)]).strip().splitlines()
+    assert "(fold 0/2)" in table[2] and "(fold 1/2)" in table[3]
+    assert table[4].startswith("| mean ± std over 2 folds | cv") and "±" in table[4].split("|")[8]
+
+
+def test_folds_split_subjects_and_cover_everything():
+    from tumorseg.data.splits import fold_indices
+
+    subjects = [f"S{i // 4}" for i in range(40)]
+    held = [fold_indices(subjects, 5, f, 42)[1] for f in range(5)]
+    assert sorted(i for h in held for i in h) == list(range(40))
+    for f in range(5):
+        keep, out = fold_indices(subjects, 5, f, 42)
+        assert {subjects[i] for i in keep}.isdisjoint({subjects[i] for i in out})
+    assert fold_indices(subjects, 5, 0, 42) == fold_indices(subjects, 5, 0, 42)
+
+
+def test_multi_gpu_and_cluster_configs_compose():
+    ddp = make_cfg(["trainer=ddp", "trainer.devices=8", "trainer.num_nodes=2"])
+    assert (ddp.trainer.strategy, ddp.trainer.accelerator, ddp.trainer.num_nodes) == ("ddp", "gpu", 2)
+    assert ddp.trainer.sync_batchnorm and ddp.trainer.use_distributed_sampler is False
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        slurm = compose("train", overrides=[f"paths.root_dir={REPO}", "hydra/launcher=slurm"], return_hydra_config=True)
+    launcher = slurm.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.gpus_per_node, launcher.cpus_per_task, launcher.timeout_min) == (1, 8, 240)
