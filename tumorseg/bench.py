@@ -7,6 +7,7 @@ efficiency, memory. Prints a table; writes experiments/BENCHMARKS.md and experim
 """
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -157,17 +158,22 @@ def inference_rates(args, tmp: Path) -> dict[str, dict[str, float]]:
     """Images/s at batch 16 and ms per slice at batch 1 for each way of running the default model."""
     net = instantiate(config().model).eval()
     size = args.image_size
+
+    def copy_of(channels_last: bool) -> torch.nn.Module:  # Module.to() works in place: one copy per runner
+        return copy.deepcopy(net).to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
     runners = {}
     for name, (channels_last, bf16) in SETTINGS.items():
-        model = net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        runners[f"eager {name}"] = (lambda m, cl, b: lambda x: _infer(m, x, cl, b))(model, channels_last, bf16)
+        runners[f"eager {name}"] = (lambda m, cl, b: lambda x: _infer(m, x, cl, b))(copy_of(channels_last), channels_last, bf16)
     if not args.quick:
-        compiled = torch.compile(net.to(memory_format=torch.channels_last))
+        compiled = torch.compile(copy_of(True))
         runners["torch.compile channels_last"] = lambda x: _infer(compiled, x, True, False)
+        compiled_bf16 = torch.compile(copy_of(True))
+        runners["torch.compile bf16 channels_last"] = lambda x: _infer(compiled_bf16, x, True, True)
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(export_onnx(net.to(memory_format=torch.contiguous_format), size,
-                                                   tmp / "model.onnx")), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(export_onnx(copy_of(False), size, tmp / "model.onnx")),
+                                   providers=["CPUExecutionProvider"])
     runners["ONNX Runtime fp32"] = lambda x: session.run(None, {"image": x.numpy()})
     out = {}
     for name, run in runners.items():
