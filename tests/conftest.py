@@ -78,7 +78,9 @@ def trained_run(data_dir, tmp_path_factory) -> Path:
     from tumorseg.train import train
 
     run = tmp_path_factory.mktemp("trained") / "run"
-    train(make_cfg(TINY + phantom_overrides(data_dir) + ["trainer.max_epochs=2"], run))
+    learns = ["trainer.max_epochs=6", "trainer.limit_train_batches=8", "trainer.limit_val_batches=1.0",
+              "model.base_channels=8", "optimizer.lr=3e-3"]
+    train(make_cfg(TINY + phantom_overrides(data_dir) + learns, run))
     return run
 
 
