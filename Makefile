@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 ARGS    ?=
 DEMO_DIR = outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: help install demo test test-fast train sweep tensorboard clean
+.PHONY: help install demo test test-fast train sweep tensorboard data bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,12 @@ train: $(STAMP)  ## one training run; pass overrides as ARGS="approach=full augm
 
 sweep: $(STAMP)  ## a grid sweep; ARGS="approach=split,full model.base_channels=16,32"
 	$(BIN)/python -m tumorseg.train -m $(ARGS)
+
+data: $(STAMP)  ## download the public lung CT slices into data/lung-ct-slices (resumable)
+	$(BIN)/python -m tumorseg.fetch
+
+bench: $(STAMP)  ## measure training, data and inference speed; writes experiments/BENCHMARKS.md
+	$(BIN)/python -m tumorseg.bench $(ARGS)
 
 tensorboard: $(STAMP)  ## curves of every run under outputs/
 	$(BIN)/tensorboard --logdir outputs
