@@ -16,7 +16,7 @@ from tumorseg.losses import DiceBCELoss
 from tumorseg.train import train
 
 # Long enough to be killed in the middle of an epoch; augment=all exercises seeded augmentation.
-RESUMABLE = ["trainer.max_epochs=4", "trainer.limit_train_batches=6", "augment=all", "model.base_channels=8",
+RESUMABLE = ["trainer.max_epochs=10", "trainer.limit_train_batches=6", "augment=all", "model.base_channels=8",
              "scheduler=cosine"]
 
 
@@ -64,13 +64,12 @@ def test_killed_run_resumes_to_the_same_metrics(data_dir, tmp_path):
     while time.time() < deadline and proc.poll() is None:
         if last.is_file() and torch.load(last, weights_only=True)["epoch"] >= 1:
             break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    time.sleep(0.3)  # into the next epoch
-    proc.send_signal(signal.SIGKILL)
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # somewhere in epoch 2 or 3 of 10
     proc.wait()
-    assert not (run / "metrics.json").exists()
-    torch.load(last, weights_only=True)  # whatever the moment of the kill, last.ckpt is whole
+    assert not (run / "metrics.json").exists(), "the run ended before it could be killed"
+    killed_at = torch.load(last, weights_only=True)["epoch"]  # whatever the moment, last.ckpt is whole
+    assert killed_at < 9
     resumed = run_cli("tumorseg.train", *args, f"resume={run}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert metrics_of(run) == metrics_of(full)

@@ -100,3 +100,10 @@ def test_missing_checkpoint_is_one_clear_line(data_dir, tmp_path):
     result = run_cli("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"ckpt_path={tmp_path / 'x.ckpt'}",
                      f"hydra.run.dir={tmp_path / 'run'}")
     assert_clear_error(result, "ckpt_path=", "last.ckpt")
+
+
+def test_resume_after_the_last_epoch_still_reports_train_figures(tiny_cfg, tmp_path):
+    first = train(tiny_cfg("trainer.max_epochs=2", out="done"))
+    again = train(tiny_cfg("trainer.max_epochs=2", f"ckpt_path={tmp_path / 'done/checkpoints/last.ckpt'}",
+                           out="again"))
+    assert again["train/loss"] == first["train/loss"] and again["val/dice_best"] == first["val/dice_best"]

@@ -46,8 +46,10 @@ class SegModule(L.LightningModule):
         self.metrics = nn.ModuleDict({f"{s}_": SegMetrics(threshold) for s in STAGES})
         # Epoch means as torchmetrics too: synced over DDP ranks at one point, the epoch's end.
         self.means = nn.ModuleDict({f"{s}_": nn.ModuleDict({"loss": MeanMetric(), "bce": MeanMetric()}) for s in STAGES})
-        # Best validation Dice so far; kept in checkpoints so a resumed run remembers it.
+        # Best validation Dice so far and the last epoch's train/* figures; kept in checkpoints so
+        # that a resumed run (even one resumed after its last epoch) reports them.
         self.best_val_dice = -math.inf
+        self.last_train: dict[str, float] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -74,6 +76,8 @@ class SegModule(L.LightningModule):
         for name, value in values.items():
             if not name.startswith("n_"):
                 self.log(f"{stage}/{name}", value.float(), prog_bar=name in shown)
+        if stage == "train":
+            self.last_train = {f"train/{k}": float(v) for k, v in values.items() if not k.startswith("n_")}
         if stage == "val" and self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
             self.best_val_dice = max(self.best_val_dice, float(values["dice"]))
             self.log("val/dice_best", self.best_val_dice, prog_bar=True)
@@ -111,9 +115,11 @@ class SegModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["best_val_dice"] = self.best_val_dice
+        checkpoint["last_train"] = self.last_train
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.best_val_dice = checkpoint.get("best_val_dice", -math.inf)
+        self.last_train = checkpoint.get("last_train", {})
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

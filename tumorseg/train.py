@@ -40,7 +40,7 @@ def hparams_of(cfg: DictConfig) -> dict:
 
 def evaluate_best(trainer: L.Trainer, module, datamodule) -> dict[str, float]:
     """Final figures: last epoch's train/*, then val/* and test/* of the best checkpoint."""
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+    metrics = dict(module.last_train)  # read before validate() loads the best checkpoint's state
     metrics["val/dice_best"] = float(module.best_val_dice)
     metrics["epochs"] = trainer.current_epoch
     ckpt = trainer.checkpoint_callback
