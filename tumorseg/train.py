@@ -59,7 +59,8 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
     if not path:
         return None
     if not Path(path).is_file():
-        raise UserError(f"{path} is not a file: use ckpt_path=<run dir>/checkpoints/last.ckpt or resume=<run dir> (a run that finished an epoch)")
+        raise UserError(f"{path} is not a file: use ckpt_path=<run dir>/checkpoints/last.ckpt "
+                        f"or resume=<run dir> (a run that finished an epoch)")
     load_checkpoint(path)  # refuses, with a clear message, a file that would run pickled code
     return str(path)
 
