@@ -107,3 +107,19 @@ def test_phantom_is_deterministic_and_has_empty_slices(tmp_path):
     empty = np.mean([m.max() == 0 for m in masks])
     assert 0.05 < empty < 0.4
     assert all(set(np.unique(m)) <= {0, 255} for m in masks)
+
+
+def test_tumor_oversampling_sets_the_share_of_drawn_slices(data_dir):
+    dm = SegDataModule(str(data_dir / "phantom"), dict(name="full"), image_size=64, tumor_share=0.9)
+    dm.setup()
+    has_tumor = dm.datasets["train"].masks.reshape(len(dm.datasets["train"]), -1).any(axis=1)
+    assert has_tumor.mean() < 0.75  # so that 0.9 is a change
+    drawn = [i for epoch in range(20) for i, _ in _epoch(dm.train_dataloader().sampler, epoch)]
+    assert abs(has_tumor[drawn].mean() - 0.9) < 0.05
+    with pytest.raises(UserError, match="tumor_share=1.5"):
+        SegDataModule(str(data_dir / "phantom"), dict(name="full"), tumor_share=1.5)
+
+
+def _epoch(sampler, epoch):
+    sampler.set_epoch(epoch)
+    return list(sampler)

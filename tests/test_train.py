@@ -107,3 +107,10 @@ def test_resume_after_the_last_epoch_still_reports_train_figures(tiny_cfg, tmp_p
     again = train(tiny_cfg("trainer.max_epochs=2", f"ckpt_path={tmp_path / 'done/checkpoints/last.ckpt'}",
                            out="again"))
     assert again["train/loss"] == first["train/loss"] and again["val/dice_best"] == first["val/dice_best"]
+
+
+@pytest.mark.parametrize("choice", [("loss=focal_dice", "scheduler=poly"), ("loss=tversky", "scheduler=onecycle"),
+                                    ("loss=bce", "data.tumor_share=0.9")])
+def test_recipe_options_train(tiny_cfg, choice):
+    metrics = train(tiny_cfg(*choice))
+    assert metrics["train/loss"] == metrics["train/loss"]  # finite, not NaN

@@ -29,3 +29,36 @@ class DiceBCELoss(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         bce = F.binary_cross_entropy_with_logits(logits.float(), target.float())
         return self.dice_weight * self.dice(logits, target) + self.bce_weight * bce
+
+
+class TverskyLoss(nn.Module):
+    """1 - Tversky index over the batch: alpha weighs false positives, beta false negatives (beta > alpha favours recall)."""
+
+    def __init__(self, alpha: float = 0.3, beta: float = 0.7, smooth: float = 1.0):
+        super().__init__()
+        self.alpha, self.beta, self.smooth = alpha, beta, smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        probs, target = torch.sigmoid(logits.float()), target.float()
+        tp = (probs * target).sum()
+        fp = (probs * (1 - target)).sum()
+        fn = ((1 - probs) * target).sum()
+        return 1 - (tp + self.smooth) / (tp + self.alpha * fp + self.beta * fn + self.smooth)
+
+
+class FocalDiceLoss(nn.Module):
+    """focal_weight * focal BCE (Lin et al.: easy background pixels down-weighted) + dice_weight * DiceLoss."""
+
+    def __init__(self, gamma: float = 2.0, alpha: float = 0.75, focal_weight: float = 1.0, dice_weight: float = 1.0,
+                 smooth: float = 1.0):
+        super().__init__()
+        self.gamma, self.alpha = gamma, alpha
+        self.focal_weight, self.dice_weight, self.dice = focal_weight, dice_weight, DiceLoss(smooth)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits, target = logits.float(), target.float()
+        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        p_true = torch.exp(-bce)  # probability given to the true class
+        alpha = self.alpha * target + (1 - self.alpha) * (1 - target)
+        focal = (alpha * (1 - p_true) ** self.gamma * bce).mean()
+        return self.focal_weight * focal + self.dice_weight * self.dice(logits, target)

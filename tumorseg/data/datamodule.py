@@ -49,6 +49,7 @@ class SegDataModule(L.LightningDataModule):
         mask_threshold: int = 127,
         strict: bool = False,
         seed: int = 42,
+        tumor_share: float | None = None,
         phantom: Mapping | None = None,
     ):
         super().__init__()
@@ -58,6 +59,9 @@ class SegDataModule(L.LightningDataModule):
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.mean, self.std, self.pin_memory = mean, std, pin_memory
         self.mask_threshold, self.strict, self.seed = mask_threshold, strict, seed
+        if tumor_share is not None and not 0 < tumor_share < 1:
+            raise UserError(f"data.tumor_share={tumor_share} must be between 0 and 1 (or null: no oversampling)")
+        self.tumor_share = tumor_share
         self.problems = Problems()
         self.phantom = dict(phantom) if phantom is not None else None
         self.parts: dict[str, list[Sample]] = {}
@@ -126,7 +130,8 @@ class SegDataModule(L.LightningDataModule):
         dataset = self.datasets[part]
         # Sharding is ours, not Lightning's (use_distributed_sampler=false): exact resumes, no repeated items.
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        sampler = EpochShuffle(len(dataset), self.seed, rank, world) if shuffle else Shard(len(dataset), rank, world)
+        weights = self._tumor_weights(dataset) if shuffle else None
+        sampler = EpochShuffle(len(dataset), self.seed, rank, world, weights) if shuffle else Shard(len(dataset), rank, world)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -137,6 +142,15 @@ class SegDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
         )
+
+    def _tumor_weights(self, dataset: SegDataset) -> torch.Tensor | None:
+        """Sampling weights giving slices with tumor `tumor_share` of the draws (None: plain shuffle)."""
+        has_tumor = torch.from_numpy(dataset.masks.reshape(len(dataset), -1).any(axis=1))
+        n_tumor = int(has_tumor.sum())
+        if self.tumor_share is None or n_tumor in (0, len(dataset)):
+            return None
+        share = self.tumor_share
+        return torch.where(has_tumor, share / n_tumor, (1 - share) / (len(dataset) - n_tumor)).double()
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -12,10 +12,15 @@ from torch.utils.data import Sampler
 
 
 class EpochShuffle(Sampler):
-    """Yields (index, augmentation seed) in a random order seeded by (seed, epoch)."""
+    """Yields (index, augmentation seed) in a random order seeded by (seed, epoch).
 
-    def __init__(self, n: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+    With `weights`, an epoch is n draws with replacement in proportion to them (oversampling).
+    """
+
+    def __init__(self, n: int, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 weights: torch.Tensor | None = None):
         self.n, self.seed, self.epoch, self.rank, self.world_size = n, seed, 0, rank, world_size
+        self.weights = weights
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at the start of every epoch."""
@@ -26,7 +31,10 @@ class EpochShuffle(Sampler):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(self.n, generator=generator).tolist()
+        if self.weights is None:
+            order = torch.randperm(self.n, generator=generator).tolist()
+        else:
+            order = torch.multinomial(self.weights, self.n, replacement=True, generator=generator).tolist()
         seeds = torch.randint(0, 2**31 - 1, (self.n,), generator=generator).tolist()
         pairs = list(zip(order, seeds))[: len(self) * self.world_size]
         return iter(pairs[self.rank :: self.world_size])
