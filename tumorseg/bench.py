@@ -19,7 +19,6 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
