@@ -268,7 +268,7 @@ def summarize(r: dict) -> dict:
 
 def markdown(r: dict, command: str) -> str:
     m = r["machine"]
-    lines = [f"# Benchmarks\n", f"Command: `{command}`  ", f"Machine: {m['cpu']}, {m['cores']} cores "
+    lines = ["# Benchmarks\n", f"Command: `{command}`  ", f"Machine: {m['cpu']}, {m['cores']} cores "
              f"({m['cpu_capability']}), torch {m['torch']}, GPU: {m['gpu'] or 'none'}  ",
              f"Batch {r['args']['batch_size']}, {r['args']['image_size']}x{r['args']['image_size']}; "
              f"default training setting: {r['default_setting']}\n",
