@@ -179,3 +179,30 @@ def test_16bit_images_are_scaled_not_clipped(tmp_path):
 
     Image.fromarray(np.array([[0, 32768, 65535]], np.uint16)).save(tmp_path / "x.png")
     assert read_gray(tmp_path / "x.png").tolist() == [[0, 128, 255]]
+
+
+def test_ship_writes_a_small_weights_only_model_with_the_same_outputs(trained_run, data_dir, tmp_path):
+    from tumorseg.ship import main as ship_main
+
+    out = tmp_path / "model.pt"
+    ship_main([ckpt(trained_run), str(out)])
+    assert out.stat().st_size < (trained_run / "checkpoints/last.ckpt").stat().st_size / 2  # no optimizer state
+    content = torch.load(out, weights_only=True)
+    assert set(content) == {"state_dict", "hyper_parameters", "source"}
+    assert all(k.startswith("net.") for k in content["state_dict"])
+    result = run_cli("tumorseg.evaluate", f"ckpt_path={out}", f"data_dir={data_dir / 'phantom' / 'val'}",
+                     f"hydra.run.dir={tmp_path / 'a'}")
+    shipped = json.loads(result.stdout.strip().splitlines()[-1])
+    result = run_cli("tumorseg.evaluate", f"ckpt_path={ckpt(trained_run)}", f"data_dir={data_dir / 'phantom' / 'val'}",
+                     f"hydra.run.dir={tmp_path / 'b'}")
+    original = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {k: v for k, v in shipped.items() if k != "ckpt_path"} == {k: v for k, v in original.items() if k != "ckpt_path"}
+
+
+def test_ship_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
+    bad = tmp_path / "notes.ckpt"
+    bad.write_text("not a checkpoint")
+    result = run_cli("tumorseg.ship", str(bad), str(tmp_path / "out.pt"))
+    assert result.returncode == 2 and result.stderr.startswith(f"error: {bad} ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out.pt").exists()

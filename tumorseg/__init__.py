@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 
 # hydra.run.dir: the run dir named by resume=, else a new one.
 OmegaConf.register_new_resolver("resume_or", lambda resume, default: resume or default, replace=True)
+# model.in_channels: slice K and data.context_slices neighbours on each side (2.5D).
+OmegaConf.register_new_resolver("input_channels", lambda context: 1 + 2 * int(context), replace=True)
 
 # Absolute, so the Hydra apps find conf/ whether run as `python -m` or called from Python.
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")

@@ -171,7 +171,7 @@ def inference_rates(args, tmp: Path) -> dict[str, dict[str, float]]:
         runners["torch.compile bf16 channels_last"] = lambda x: _infer(compiled_bf16, x, True, True)
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(export_onnx(copy_of(False), size, tmp / "model.onnx")),
+    session = ort.InferenceSession(str(export_onnx(copy_of(False), (1, size, size), tmp / "model.onnx")),
                                    providers=["CPUExecutionProvider"])
     runners["ONNX Runtime fp32"] = lambda x: session.run(None, {"image": x.numpy()})
     out = {}

@@ -17,6 +17,7 @@ RULES = {
     "data.image_size": (int, lambda v: v > 0, "> 0", 256),
     "data.batch_size": (int, lambda v: v > 0, "> 0", 16),
     "data.num_workers": (int, lambda v: v >= 0, ">= 0", 2),
+    "data.context_slices": (int, lambda v: v >= 0, ">= 0 (0: 2D)", 1),
     "model.base_channels": (int, lambda v: v > 0, "> 0", 16),
     "model.depth": (int, lambda v: v >= 1, ">= 1", 4),
     "model.dropout": (float, lambda v: 0 <= v < 1, "in [0, 1)", 0.1),

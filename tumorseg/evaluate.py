@@ -19,7 +19,7 @@ from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import PARTS, find_pairs
 from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.inference import Predictor, load_predictor, remove_small
+from tumorseg.inference import Predictor, load_predictor, model_path, remove_small
 from tumorseg.metrics import SegMetrics
 
 
@@ -50,11 +50,11 @@ def predict_masks(predictor: Predictor, x: torch.Tensor, threshold: float, tta: 
 
 def evaluate(cfg: DictConfig) -> dict:
     """Metrics of cfg.ckpt_path on cfg.data_dir; also written to <output dir>/metrics.json."""
-    predictor = load_predictor(cfg.ckpt_path) if cfg.ckpt_path else None
-    if predictor is None:
-        raise UserError("ckpt_path is not set: ckpt_path=<run dir>/checkpoints/last.ckpt (or epoch_NNN.ckpt)")
+    ckpt_path = model_path(cfg)
+    predictor = load_predictor(ckpt_path)
     folder = resolve_folder(cfg.data_dir, cfg.split)
-    dataset = SegDataset(find_pairs(folder), predictor.image_size, None, predictor.mean, predictor.std)
+    dataset = SegDataset(find_pairs(folder), predictor.image_size, None, predictor.mean, predictor.std,
+                         context_slices=predictor.context_slices)
     metric, bce_sum = SegMetrics(threshold=0.5), 0.0
     for x, y, subject in DataLoader(dataset, batch_size=cfg.batch_size):
         probs, masks = predict_masks(predictor, x, cfg.threshold, cfg.tta, cfg.postprocess.min_size)
@@ -70,7 +70,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "tta": bool(cfg.tta),
         "min_size": int(cfg.postprocess.min_size),
         "data_dir": str(folder),
-        "ckpt_path": str(cfg.ckpt_path),
+        "ckpt_path": str(ckpt_path),
     }
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

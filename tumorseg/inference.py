@@ -1,5 +1,6 @@
 """Load a trained net from a checkpoint (no pickled code) and turn images into probabilities."""
 
+import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,11 @@ import torch
 from tumorseg.errors import UserError
 from tumorseg.models import UNet
 
+log = logging.getLogger("tumorseg")
+
+# The shipped lung CT model (weights and config only); its model card sits beside it.
+REFERENCE_MODEL = Path(__file__).resolve().parent / "reference" / "lung_unet.pt"
+
 
 @dataclass
 class Predictor:
@@ -21,11 +27,17 @@ class Predictor:
     mean: float
     std: float
     source: str
+    context_slices: int = 0
+
+    @property
+    def channels(self) -> int:
+        """Input channels: slice K and its neighbours."""
+        return 1 + 2 * self.context_slices
 
     def to_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
-        """uint8 gray images (already image_size square) -> normalized N x 1 x H x W batch."""
+        """uint8 images, image_size square (H x W, or C x H x W with neighbours) -> normalized N x C x H x W."""
         batch = torch.from_numpy(np.stack(images)).float().div_(255.0).sub_(self.mean).div_(self.std)
-        return batch[:, None]
+        return batch[:, None] if batch.ndim == 3 else batch
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -55,6 +67,18 @@ def load_checkpoint(path: str | Path) -> dict:
         raise UserError(f"{path} is not a readable checkpoint ({type(err).__name__}): use a tumorseg .ckpt") from None
 
 
+def model_path(cfg) -> Path:
+    """cfg.ckpt_path, else the shipped reference model."""
+    if cfg.get("ckpt_path"):
+        return Path(cfg.ckpt_path).expanduser()
+    if not REFERENCE_MODEL.is_file():
+        raise UserError(f"ckpt_path is not set and the reference model {REFERENCE_MODEL} is missing: "
+                        f"set ckpt_path=<run dir>/checkpoints/last.ckpt")
+    log.info("ckpt_path not set: using the reference model %s (model card: %s)",
+             REFERENCE_MODEL, REFERENCE_MODEL.with_name("MODEL_CARD.md"))
+    return REFERENCE_MODEL
+
+
 def load_predictor(ckpt_path: str | Path) -> Predictor:
     """Rebuild the net from the config stored in the checkpoint and load its weights."""
     ckpt = load_checkpoint(ckpt_path)
@@ -67,7 +91,8 @@ def load_predictor(ckpt_path: str | Path) -> Predictor:
     net.load_state_dict(weights)
     data = config["data"]
     net = net.eval().to(memory_format=torch.channels_last)
-    return Predictor(net, int(data["image_size"]), float(data["mean"]), float(data["std"]), str(ckpt_path))
+    return Predictor(net, int(data["image_size"]), float(data["mean"]), float(data["std"]), str(ckpt_path),
+                     int(data.get("context_slices") or 0))
 
 
 def remove_small(mask: np.ndarray, min_size: int) -> np.ndarray:

@@ -14,11 +14,12 @@ import torch
 from omegaconf import DictConfig
 from rich.progress import track
 
+from tumorseg.data.context import context_table
 from tumorseg.data.decode import read_gray
 from tumorseg.data.layout import IMAGE_EXTS
 from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.inference import count_components, load_predictor, remove_small
+from tumorseg.inference import Predictor, count_components, load_predictor, model_path, remove_small
 from tumorseg.pictures import overlay, save_rgb
 
 FIELDS = ("path", "tumor_pixels", "tumor_fraction", "max_probability", "components")
@@ -68,29 +69,56 @@ def predict_one(gray: np.ndarray, prob: np.ndarray, cfg: DictConfig) -> tuple[np
     return mask, row
 
 
+class ModelInputs:
+    """Model-size slices of the input files, stacked with their neighbours for a 2.5D model."""
+
+    def __init__(self, predictor: Predictor, files: list[Path], max_pixels: int):
+        self.size, self.files, self.max_pixels = predictor.image_size, files, max_pixels
+        # A subject is a folder: neighbours are slices K-c..K+c in the same folder.
+        self.table = context_table([(str(f.parent), f) for f in files], predictor.context_slices)
+        self.cache: dict[int, np.ndarray | None] = {}
+
+    def small(self, i: int, gray: np.ndarray | None = None) -> np.ndarray | None:
+        """File i at model size (None when unreadable; its own turn reports why)."""
+        if i not in self.cache:
+            if gray is None:
+                try:
+                    gray = read_gray(self.files[i], self.max_pixels)
+                except UserError:
+                    gray = None
+            self.cache[i] = None if gray is None else cv2.resize(gray, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        return self.cache[i]
+
+    def __call__(self, i: int, gray: np.ndarray) -> np.ndarray:
+        """H x W for a 2D model, C x H x W for a 2.5D one (an unreadable neighbour is replaced by slice K)."""
+        own = self.small(i, gray)
+        if self.table.shape[1] == 1:
+            self.cache.pop(i)  # 2D: nothing is read twice
+            return own
+        return np.stack([own if (n := self.small(int(j))) is None else n for j in self.table[i]])
+
+
 def predict(cfg: DictConfig) -> tuple[Path, list[dict], list[str]]:
     """Write masks/, overlays/ and summary.csv; return (output dir, rows, failures)."""
-    if not cfg.ckpt_path:
-        raise UserError("ckpt_path is not set: ckpt_path=<run dir>/checkpoints/last.ckpt")
-    predictor = load_predictor(cfg.ckpt_path)
+    predictor = load_predictor(model_path(cfg))
     base, files = find_images(cfg.input)
+    inputs = ModelInputs(predictor, files, cfg.max_pixels)
     out = Path(cfg.output or cfg.paths.output_dir).expanduser()
     rows, failures = [], []
-    batches = [files[i:i + cfg.batch_size] for i in range(0, len(files), cfg.batch_size)]
+    batches = [range(i, min(i + cfg.batch_size, len(files))) for i in range(0, len(files), cfg.batch_size)]
     for batch in track(batches, description=f"predicting {len(files)} images", transient=True):
         grays = []
-        for path in batch:
+        for i in batch:
             try:
-                grays.append((path, read_gray(path, cfg.max_pixels)))
+                grays.append((files[i], read_gray(files[i], cfg.max_pixels), i))
             except UserError as err:
-                failures.append(str(path))
+                failures.append(str(files[i]))
                 print(f"error: {err}", file=sys.stderr, flush=True)
         if not grays:
             continue
-        size = predictor.image_size
-        x = predictor.to_tensor([cv2.resize(g, (size, size), interpolation=cv2.INTER_AREA) for _, g in grays])
+        x = predictor.to_tensor([inputs(i, g) for _, g, i in grays])
         probs = predictor.probabilities(x, cfg.tta)[:, 0].numpy()
-        for (path, gray), prob in zip(grays, probs):
+        for (path, gray, _), prob in zip(grays, probs):
             mask, row = predict_one(gray, prob, cfg)
             rel = path.relative_to(base).with_suffix(".png")
             (out / "masks" / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,7 @@ class SegDataModule(L.LightningDataModule):
         strict: bool = False,
         seed: int = 42,
         tumor_share: float | None = None,
+        context_slices: int = 0,
         phantom: Mapping | None = None,
     ):
         super().__init__()
@@ -62,6 +63,7 @@ class SegDataModule(L.LightningDataModule):
         if tumor_share is not None and not 0 < tumor_share < 1:
             raise UserError(f"data.tumor_share={tumor_share} must be between 0 and 1 (or null: no oversampling)")
         self.tumor_share = tumor_share
+        self.context_slices = context_slices
         self.problems = Problems()
         self.phantom = dict(phantom) if phantom is not None else None
         self.parts: dict[str, list[Sample]] = {}
@@ -114,7 +116,8 @@ class SegDataModule(L.LightningDataModule):
         for part, samples in self.parts.items():
             transform = self.augment if part == "train" else None
             self.datasets[part] = SegDataset(samples, self.image_size, transform, self.mean, self.std,
-                                             self.problems, self.mask_threshold, self.strict)
+                                             self.problems, self.mask_threshold, self.strict,
+                                             context_slices=self.context_slices)
         self.problems.raise_errors(self.root)
         for part, dataset in self.datasets.items():
             check_part(part, dataset, self.problems)

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from tumorseg.data.context import context_table
 from tumorseg.data.decode import Pair, load_pair, resize_pair
 from tumorseg.data.layout import Sample
 from tumorseg.data.problems import Problems
@@ -14,7 +15,8 @@ from tumorseg.errors import UserError
 
 
 class SegDataset(Dataset):
-    """(image, mask, subject id): image 1xHxW normalized float, mask 1xHxW in {0, 1}, id an int."""
+    """(image, mask, subject id): image CxHxW normalized float (C = 1 + 2 * context_slices),
+    mask 1xHxW in {0, 1}, id an int."""
 
     def __init__(
         self,
@@ -27,6 +29,7 @@ class SegDataset(Dataset):
         mask_threshold: int = 127,
         strict: bool = False,
         threads: int = 4,
+        context_slices: int = 0,
     ):
         """Decodes every pair; a faulty one is recorded in `problems` and left out (raises without one)."""
         collect = problems if problems is not None else Problems()
@@ -57,6 +60,8 @@ class SegDataset(Dataset):
         empty = np.empty((0, image_size, image_size), np.uint8)
         self.images = np.stack([pairs[i].image for i in keep]) if keep else empty
         self.masks = np.stack([pairs[i].mask for i in keep]) if keep else empty
+        # Neighbours are looked up among this part's slices only: a split never leaks through them.
+        self.context = context_table([(s.subject, s.image) for s in self.samples], context_slices)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -64,7 +69,9 @@ class SegDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
         """key: an index, or (index, augmentation seed) from EpochShuffle for repeatable augmentation."""
         index, seed = key if isinstance(key, tuple) else (key, None)
-        image, mask = self.images[index], self.masks[index]
+        mask = self.masks[index]
+        # H x W x C for albumentations, which moves the neighbours with slice K.
+        image = self.images[index] if self.context.shape[1] == 1 else np.moveaxis(self.images[self.context[index]], 0, -1)
         if self.transform is not None:
             if seed is not None and hasattr(self.transform, "set_random_seed"):
                 self.transform.set_random_seed(seed)
@@ -72,4 +79,4 @@ class SegDataset(Dataset):
             image, mask = out["image"], out["mask"]
         x = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255.0).sub_(self.mean).div_(self.std)
         y = torch.from_numpy(np.ascontiguousarray(mask)).float()
-        return x[None], y[None], self.subject_ids[index]
+        return (x[None] if x.ndim == 2 else x.permute(2, 0, 1)), y[None], self.subject_ids[index]

@@ -1,0 +1,47 @@
+"""Turn a training checkpoint into a small model file: the net's weights and the run config only.
+
+    python -m tumorseg.ship CKPT [OUT]    (OUT defaults to the reference model's place)
+
+The file loads with torch.load(weights_only=True) (tensors and plain data, no pickled code), and
+`evaluate`, `predict` and `export` take it as ckpt_path=OUT.
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from tumorseg.errors import UserError, exit_on_user_error
+from tumorseg.inference import REFERENCE_MODEL, load_checkpoint, load_predictor
+
+
+def ship(ckpt_path: str | Path, out: str | Path = REFERENCE_MODEL) -> Path:
+    """Write the slim model file; check that it loads and gives the checkpoint's outputs."""
+    ckpt = load_checkpoint(ckpt_path)
+    config = ckpt.get("hyper_parameters", {}).get("run_config")
+    if not config or "state_dict" not in ckpt:
+        raise UserError(f"{ckpt_path} holds no tumorseg model config: use a checkpoint written by tumorseg.train")
+    weights = {k: v.clone() for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    out = Path(out).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    source = {"checkpoint": Path(ckpt_path).name, "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step")}
+    torch.save({"state_dict": weights, "hyper_parameters": {"run_config": config}, "source": source}, out)
+    before, after = load_predictor(ckpt_path), load_predictor(out)
+    x = torch.randn(2, before.channels, before.image_size, before.image_size, generator=torch.Generator().manual_seed(0))
+    if not torch.equal(before.logits(x), after.logits(x)):
+        raise UserError(f"{out} does not reproduce {ckpt_path}: report this as a bug")
+    return out
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tumorseg.ship", description=__doc__.splitlines()[0])
+    parser.add_argument("ckpt", help="a checkpoint written by tumorseg.train")
+    parser.add_argument("out", nargs="?", default=str(REFERENCE_MODEL), help="the model file to write")
+    args = parser.parse_args(argv)
+    out = ship(args.ckpt, args.out)
+    print(f"written: {out} ({out.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
