@@ -15,11 +15,11 @@ from omegaconf import OmegaConf
 from tumorseg.errors import UserError, exit_on_user_error
 
 # (header, metrics.json key); the original study's loss columns first.
-COLUMNS = [("epochs", "epochs"), ("train loss", "train/loss"), ("val loss", "val/loss"), ("test loss", "test/loss"),
+COLUMNS = [("epochs", "epochs"), ("train min", "fit_minutes"), ("train loss", "train/loss"), ("val loss", "val/loss"), ("test loss", "test/loss"),
            ("train bce", "train/bce"), ("val bce", "val/bce"), ("test bce", "test/bce"),
            ("val dice", "val/dice"), ("val iou", "val/iou"), ("val dice/subject", "val/dice_per_subject"),
            ("test dice", "test/dice"), ("test iou", "test/iou"), ("test dice/subject", "test/dice_per_subject")]
-CHOICES = ("approach", "model", "loss", "augment")
+CHOICES = ("approach", "model", "input", "loss", "augment")
 
 
 def find_runs(paths: list[str]) -> list[Path]:
@@ -45,6 +45,8 @@ def describe(run: Path) -> dict:
     config = OmegaConf.load(config_yaml) if config_yaml.is_file() else OmegaConf.create()
     for group in CHOICES:
         row[group] = str(choices.get(group, "?"))
+    context = OmegaConf.select(config, "data.context_slices", default=0) or 0
+    row["input"] = f"2.5D (±{context})" if context else "2D"
     if "model" in config:
         row["model"] += f" ({config.model.base_channels})"
     if "approach" in config and config.approach.get("group_by", "subject") is None:

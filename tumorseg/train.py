@@ -5,6 +5,7 @@
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import hydra
@@ -80,10 +81,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = instantiate(cfg.module, _partial_=True)(run_config=OmegaConf.to_container(cfg, resolve=True))
     loggers = instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False)
+    start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    fit_minutes = (time.perf_counter() - start) / 60  # of this process: a resumed run adds its earlier part
     if trainer.is_global_zero and loggers:
         save_curves(loggers, out_dir)  # before the final evaluation adds its own points
     metrics = evaluate_best(trainer, module, datamodule)
+    metrics["fit_minutes"] = round(fit_minutes, 2)
     if trainer.is_global_zero:
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         save_prediction_grid(module, datamodule.datasets["val"], out_dir, cfg.threshold)
