@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_main
 from tumorseg.errors import UserError
 from tumorseg.inference import load_predictor, remove_small
 
@@ -134,6 +134,22 @@ def test_report_on_two_runs(trained_run, data_dir, tmp_path):
     assert "val dice/subject" in lines[0] and "test loss" in lines[0]
     assert [c.strip() for c in lines[3].split("|")[2:4]] == ["full", "unet"]
     assert lines[3].count("–") >= 3  # the full run has no test figures
+
+
+def test_report_tables_evaluate_runs_beside_training_runs(trained_run, data_dir, tmp_path):
+    from tumorseg.report import main as report
+
+    val = data_dir / "phantom" / "val"
+    for tta in ("false", "true"):
+        result = run_main("tumorseg.evaluate", f"ckpt_path={ckpt(trained_run)}", f"data_dir={val}", f"tta={tta}",
+                          f"hydra.run.dir={tmp_path / 'evals' / tta}")
+        assert result.returncode == 0, result.stderr[-2000:]
+    lines = report([str(trained_run), str(tmp_path / "evals"), "--out", str(tmp_path / "r.md")]).splitlines()
+    assert "| approach |" in lines[0] and lines[3] == ""
+    assert "| checkpoint | threshold | tta | min size |" in lines[4] and len(lines) == 8
+    dice = {line.split("|")[1].strip().rsplit("/", 2)[-2:][1]: line.split("|")[8].strip() for line in lines[6:]}
+    expected = json.loads((tmp_path / "evals" / "false" / "metrics.json").read_text())["dice"]
+    assert dice["false"] == f"{expected:.4f}" and set(dice) == {"false", "true"}
 
 
 def test_export_onnx_matches_pytorch(trained_run, tmp_path):

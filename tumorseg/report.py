@@ -20,6 +20,11 @@ COLUMNS = [("epochs", "epochs"), ("train min", "fit_minutes"), ("train loss", "t
            ("val dice", "val/dice"), ("val iou", "val/iou"), ("val dice/subject", "val/dice_per_subject"),
            ("test dice", "test/dice"), ("test iou", "test/iou"), ("test dice/subject", "test/dice_per_subject")]
 CHOICES = ("approach", "model", "input", "loss", "augment")
+# Columns of an evaluate run (python -m tumorseg.evaluate writes metrics.json with data_dir in it).
+EVAL_COLUMNS = [("threshold", "threshold"), ("tta", "tta"), ("min size", "min_size"), ("slices", "n_images"),
+                ("subjects", "n_subjects"), ("dice", "dice"), ("iou", "iou"), ("dice/subject", "dice_per_subject"),
+                ("dice/slice", "dice_per_slice"), ("precision", "precision"), ("recall", "recall"),
+                ("empty FP rate", "empty_fp_rate")]
 
 
 def find_runs(paths: list[str]) -> list[Path]:
@@ -40,6 +45,9 @@ def find_runs(paths: list[str]) -> list[Path]:
 def describe(run: Path) -> dict:
     """The run's group choices (from .hydra/) and its final metrics."""
     row = {"run": str(run)}
+    metrics = json.loads((run / "metrics.json").read_text())
+    if "data_dir" in metrics:  # an evaluate run
+        return {**row, **metrics}
     hydra_yaml, config_yaml = run / ".hydra/hydra.yaml", run / ".hydra/config.yaml"
     choices = OmegaConf.load(hydra_yaml).hydra.runtime.choices if hydra_yaml.is_file() else {}
     config = OmegaConf.load(config_yaml) if config_yaml.is_file() else OmegaConf.create()
@@ -53,7 +61,7 @@ def describe(run: Path) -> dict:
         row["approach"] += " (slice-level)"
     if "approach" in config and config.approach.get("name") == "cv":
         row["fold"] = f"{config.approach.fold}/{config.approach.k}"
-    row.update(json.loads((run / "metrics.json").read_text()))
+    row.update(metrics)
     return row
 
 
@@ -82,16 +90,31 @@ def fold_summaries(rows: list[dict], keys: list[str]) -> list[dict]:
     return out
 
 
-def markdown(rows: list[dict]) -> str:
-    """A Markdown table; columns no run has are left out; cross-validation folds get a mean ± std row."""
-    columns = [(h, k) for h, k in COLUMNS if any(k in r for r in rows)]
-    base = os.path.commonpath([r["run"] for r in rows]) if len(rows) > 1 else ""
-    header = ["run", *CHOICES, *(h for h, _ in columns)]
+def table(rows: list[dict], fixed: tuple[str, ...], columns: list[tuple[str, str]], base: str) -> list[str]:
+    """Markdown lines: run name, the `fixed` fields, then the `columns` some row has."""
+    columns = [(h, k) for h, k in columns if any(k in r for r in rows)]
+    header = ["run", *fixed, *(h for h, _ in columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in rows + fold_summaries(rows, [k for _, k in columns]):
-        name = os.path.relpath(r["run"], base) if base and r["run"].startswith(base) else r["run"]
+    for r in rows:
+        name = os.path.relpath(os.path.abspath(r["run"]), base) if base else r["run"]
         name += f" (fold {r['fold']})" if "fold" in r else ""
-        lines.append("| " + " | ".join([name, *(r[g] for g in CHOICES), *(cell(r.get(k)) for _, k in columns)]) + " |")
+        lines.append("| " + " | ".join([name, *(r[g] for g in fixed), *(cell(r.get(k)) for _, k in columns)]) + " |")
+    return lines
+
+
+def markdown(rows: list[dict]) -> str:
+    """Markdown tables (training runs, then evaluate runs); columns no run has are left out;
+    cross-validation folds get a mean ± std row."""
+    base = os.path.commonpath([os.path.abspath(r["run"]) for r in rows]) if len(rows) > 1 else ""
+    trained, evaluated = [r for r in rows if "data_dir" not in r], [r for r in rows if "data_dir" in r]
+    lines = []
+    if trained:
+        keys = [k for _, k in COLUMNS]
+        lines += table(trained + fold_summaries(trained, keys), CHOICES, COLUMNS, base)
+    if evaluated:
+        for r in evaluated:
+            r["checkpoint"] = os.path.relpath(r["ckpt_path"])
+        lines += ([""] if lines else []) + table(evaluated, ("checkpoint",), EVAL_COLUMNS, base)
     return "\n".join(lines) + "\n"
 
 
@@ -103,7 +126,7 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     runs = find_runs(args.runs)
     table = markdown([describe(r) for r in runs])
-    out = Path(args.out) if args.out else Path(os.path.commonpath([str(r) for r in runs])) / "report.md"
+    out = Path(args.out) if args.out else Path(os.path.commonpath([os.path.abspath(r) for r in runs])) / "report.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table)
     sys.stdout.write(table)
