@@ -136,8 +136,8 @@ def predict(cfg: DictConfig) -> tuple[Path, list[dict], list[str]]:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
-    torch.set_grad_enabled(False)
-    out, rows, failures = predict(cfg)
+    with torch.no_grad():
+        out, rows, failures = predict(cfg)
     print(f"{len(rows)} predicted, {len(failures)} failed: {out}/masks, {out}/overlays, {out}/summary.csv")
     if failures:
         sys.exit(1)

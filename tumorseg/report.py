@@ -81,7 +81,7 @@ def fold_summaries(rows: list[dict], keys: list[str]) -> list[dict]:
     for choices, runs in groups.items():
         if len(runs) < 2:
             continue
-        row = {"run": f"mean ± std over {len(runs)} folds", **dict(zip(CHOICES, choices))}
+        row = {"run": f"mean ± std over {len(runs)} folds", "summary": True, **dict(zip(CHOICES, choices))}
         for key in keys:
             values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
             if values:
@@ -96,7 +96,7 @@ def table(rows: list[dict], fixed: tuple[str, ...], columns: list[tuple[str, str
     header = ["run", *fixed, *(h for h, _ in columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        name = os.path.relpath(os.path.abspath(r["run"]), base) if base else r["run"]
+        name = os.path.relpath(os.path.abspath(r["run"]), base) if base and not r.get("summary") else r["run"]
         name += f" (fold {r['fold']})" if "fold" in r else ""
         lines.append("| " + " | ".join([name, *(r[g] for g in fixed), *(cell(r.get(k)) for _, k in columns)]) + " |")
     return lines
