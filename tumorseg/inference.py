@@ -80,8 +80,12 @@ def model_path(cfg) -> Path:
 
 
 def load_predictor(ckpt_path: str | Path) -> Predictor:
-    """Rebuild the net from the config stored in the checkpoint and load its weights."""
-    ckpt = load_checkpoint(ckpt_path)
+    """Rebuild the net from the config stored in the checkpoint file and load its weights."""
+    return predictor_of(load_checkpoint(ckpt_path), ckpt_path)
+
+
+def predictor_of(ckpt: dict, ckpt_path: str | Path) -> Predictor:
+    """The Predictor of a loaded checkpoint dict (UserError naming ckpt_path when it is not tumorseg's)."""
     config = ckpt.get("hyper_parameters", {}).get("run_config")
     if not config or "model" not in config or "state_dict" not in ckpt:
         raise UserError(f"{ckpt_path} holds no tumorseg model config: use a checkpoint written by tumorseg.train")

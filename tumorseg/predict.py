@@ -78,24 +78,26 @@ class ModelInputs:
         self.table = context_table([(str(f.parent), f) for f in files], predictor.context_slices)
         self.cache: dict[int, np.ndarray | None] = {}
 
-    def small(self, i: int, gray: np.ndarray | None = None) -> np.ndarray | None:
-        """File i at model size (None when unreadable; its own turn reports why)."""
-        if i not in self.cache:
-            if gray is None:
-                try:
-                    gray = read_gray(self.files[i], self.max_pixels)
-                except UserError:
-                    gray = None
-            self.cache[i] = None if gray is None else cv2.resize(gray, (self.size, self.size), interpolation=cv2.INTER_AREA)
-        return self.cache[i]
+    def resize(self, gray: np.ndarray) -> np.ndarray:
+        return cv2.resize(gray, (self.size, self.size), interpolation=cv2.INTER_AREA)
+
+    def neighbour(self, j: int) -> np.ndarray | None:
+        """File j at model size, read once (None when unreadable; its own turn reports why)."""
+        if j not in self.cache:
+            try:
+                self.cache[j] = self.resize(read_gray(self.files[j], self.max_pixels))
+            except UserError:
+                self.cache[j] = None
+        return self.cache[j]
 
     def __call__(self, i: int, gray: np.ndarray) -> np.ndarray:
         """H x W for a 2D model, C x H x W for a 2.5D one (an unreadable neighbour is replaced by slice K)."""
-        own = self.small(i, gray)
         if self.table.shape[1] == 1:
-            self.cache.pop(i)  # 2D: nothing is read twice
-            return own
-        return np.stack([own if (n := self.small(int(j))) is None else n for j in self.table[i]])
+            return self.resize(gray)
+        own = self.cache.get(i)
+        if own is None:  # not read yet as a neighbour of an earlier slice
+            own = self.cache[i] = self.resize(gray)
+        return np.stack([own if (n := self.neighbour(int(j))) is None else n for j in self.table[i]])
 
 
 def predict(cfg: DictConfig) -> tuple[Path, list[dict], list[str]]:

@@ -12,21 +12,20 @@ from pathlib import Path
 import torch
 
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.inference import REFERENCE_MODEL, load_checkpoint, load_predictor
+from tumorseg.inference import REFERENCE_MODEL, load_checkpoint, load_predictor, predictor_of
 
 
 def ship(ckpt_path: str | Path, out: str | Path = REFERENCE_MODEL) -> Path:
     """Write the slim model file; check that it loads and gives the checkpoint's outputs."""
     ckpt = load_checkpoint(ckpt_path)
-    config = ckpt.get("hyper_parameters", {}).get("run_config")
-    if not config or "state_dict" not in ckpt:
-        raise UserError(f"{ckpt_path} holds no tumorseg model config: use a checkpoint written by tumorseg.train")
+    before = predictor_of(ckpt, ckpt_path)  # refuses a checkpoint that is not tumorseg's
+    config = ckpt["hyper_parameters"]["run_config"]
     weights = {k: v.clone() for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     source = {"checkpoint": Path(ckpt_path).name, "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step")}
     torch.save({"state_dict": weights, "hyper_parameters": {"run_config": config}, "source": source}, out)
-    before, after = load_predictor(ckpt_path), load_predictor(out)
+    after = load_predictor(out)
     x = torch.randn(2, before.channels, before.image_size, before.image_size, generator=torch.Generator().manual_seed(0))
     if not torch.equal(before.logits(x), after.logits(x)):
         raise UserError(f"{out} does not reproduce {ckpt_path}: report this as a bug")
