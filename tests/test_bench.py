@@ -17,3 +17,13 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
     table = (tmp_path / "BENCHMARKS-quick.md").read_text()
     assert "## Targets" in table and "Lightning/plain" in table
     assert all(v > 0 for v in results["train_images_per_s"]["unet fp32 NCHW"].values())
+
+
+def test_cuda_benchmark_without_a_gpu_says_so(tmp_path, monkeypatch):
+    import pytest
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match="--device cuda, but torch sees no GPU"):
+        main(["--quick", "--device", "cuda", "--out", str(tmp_path)])
+    assert not list(tmp_path.iterdir())  # nothing half-written

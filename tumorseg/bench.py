@@ -4,6 +4,7 @@ efficiency, memory. Prints a table; writes experiments/BENCHMARKS.md and experim
     python -m tumorseg.bench                 # full run
     python -m tumorseg.bench --quick         # about a minute: small images, few steps
     python -m tumorseg.bench --parts train,infer --batch-size 8 --image-size 256
+    python -m tumorseg.bench --device cuda --batch-size 32   # writes BENCHMARKS-gpu.md
 """
 
 import argparse
@@ -44,29 +45,42 @@ def machine() -> dict:
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
+DEVICE = "cpu"  # set by main(): cpu or cuda
+
+
 def config(*overrides: str):
+    trainer = ["trainer=gpu"] if DEVICE == "cuda" else []  # the GPU config's workers and pinned memory
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("train", overrides=["paths.root_dir=.", "paths.output_dir=.", *overrides])
+        return compose("train", overrides=["paths.root_dir=.", "paths.output_dir=.", *trainer, *overrides])
 
 
 def autocast(bf16: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+    return torch.autocast(DEVICE, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
+def sync() -> None:
+    """Waits for queued GPU work, so that a timer reads the work done (CUDA runs asynchronously)."""
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
 
 
 def matmul_gflops(dtype: torch.dtype, n: int, reps: int) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a, b = torch.randn(n, n, dtype=dtype, device=DEVICE), torch.randn(n, n, dtype=dtype, device=DEVICE)
     for _ in range(2):
         a @ b
+    sync()
     start = time.perf_counter()
     for _ in range(reps):
         a @ b
+    sync()
     return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
 
 
 def datamodule(root: Path, args, augment: str = "none", workers: int | None = None) -> SegDataModule:
     cfg = config(f"augment={augment}")
     dm = SegDataModule(str(root), {"name": "full"}, instantiate(cfg.augment) or None, image_size=args.image_size,
-                       batch_size=args.batch_size, num_workers=cfg.data.num_workers if workers is None else workers)
+                       batch_size=args.batch_size, num_workers=cfg.data.num_workers if workers is None else workers,
+                       pin_memory=DEVICE == "cuda")
     dm.setup()
     return dm
 
@@ -79,11 +93,13 @@ class Throughput(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if batch_idx == self.warmup:
+            sync()
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if batch_idx >= self.warmup:
             self.images += batch[0].shape[0]
+            sync()
             self.end = time.perf_counter()
 
     @property
@@ -98,7 +114,8 @@ def lightning_rate(model: str, dm: SegDataModule, setting: str, args) -> float:
     module = SegModule(instantiate(cfg.model), instantiate(cfg.loss), instantiate(cfg.optimizer),
                        channels_last=channels_last)
     timer = Throughput(args.warmup)
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=args.warmup + args.steps,
+    trainer = L.Trainer(accelerator="gpu" if DEVICE == "cuda" else "cpu", devices=1, max_epochs=1,
+                        benchmark=DEVICE == "cuda", limit_train_batches=args.warmup + args.steps,
                         limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[timer],
                         precision="bf16-mixed" if bf16 else "32-true")
@@ -110,15 +127,17 @@ def plain_rate(model: str, dm: SegDataModule, setting: str, args) -> float:
     """Training images/s of a hand-written loop: same net, loss, optimizer, data and settings."""
     channels_last, bf16 = SETTINGS[setting]
     cfg = config(f"model={model}")
-    net, loss_fn = instantiate(cfg.model).train(), instantiate(cfg.loss)
+    net, loss_fn = instantiate(cfg.model).train().to(DEVICE), instantiate(cfg.loss)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     optimizer = instantiate(cfg.optimizer)(params=net.parameters())
     batches = iter(dm.train_dataloader())
     for step in range(args.warmup + args.steps):
         if step == args.warmup:
+            sync()
             start = time.perf_counter()
         x, y, _ = next(batches)
+        x, y = x.to(DEVICE, non_blocking=True), y.to(DEVICE, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(bf16):
@@ -126,6 +145,7 @@ def plain_rate(model: str, dm: SegDataModule, setting: str, args) -> float:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+    sync()
     return args.steps * args.batch_size / (time.perf_counter() - start)
 
 
@@ -158,26 +178,32 @@ def inference_rates(args, tmp: Path) -> dict[str, dict[str, float]]:
     net = instantiate(config().model).eval()
     size = args.image_size
 
-    def copy_of(channels_last: bool) -> torch.nn.Module:  # Module.to() works in place: one copy per runner
-        return copy.deepcopy(net).to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    def copy_of(channels_last: bool, device: str = DEVICE) -> torch.nn.Module:  # .to() works in place: one copy each
+        return copy.deepcopy(net).to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
     runners = {}
     for name, (channels_last, bf16) in SETTINGS.items():
         runners[f"eager {name}"] = (lambda m, cl, b: lambda x: _infer(m, x, cl, b))(copy_of(channels_last), channels_last, bf16)
-    if not args.quick:
+    if args.compile:
         compiled = torch.compile(copy_of(True))
         runners["torch.compile channels_last"] = lambda x: _infer(compiled, x, True, False)
         compiled_bf16 = torch.compile(copy_of(True))
         runners["torch.compile bf16 channels_last"] = lambda x: _infer(compiled_bf16, x, True, True)
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(export_onnx(copy_of(False), (1, size, size), tmp / "model.onnx")),
-                                   providers=["CPUExecutionProvider"])
-    runners["ONNX Runtime fp32"] = lambda x: session.run(None, {"image": x.numpy()})
+    provider = "CUDAExecutionProvider" if DEVICE == "cuda" else "CPUExecutionProvider"
+    if provider in ort.get_available_providers():  # the plain onnxruntime wheel has no CUDA provider
+        session = ort.InferenceSession(str(export_onnx(copy_of(False, "cpu"), (1, size, size), tmp / "model.onnx")),
+                                       providers=[provider])
+        runners["ONNX Runtime fp32"] = lambda x: session.run(None, {"image": x.cpu().numpy()})
     out = {}
     for name, run in runners.items():
-        out[name] = {"images_per_s_b16": _rate(run, 16, size, args.infer_reps),
-                     "ms_per_slice_b1": 1000 / _rate(run, 1, size, args.infer_reps * 4)}
+        try:
+            out[name] = {"images_per_s_b16": _rate(run, 16, size, args.infer_reps),
+                         "ms_per_slice_b1": 1000 / _rate(run, 1, size, args.infer_reps * 4)}
+        except Exception as err:  # torch.compile needs a compiler toolchain: one missing costs one row
+            print(f"  inference {name}: failed, left out ({type(err).__name__}: {str(err)[:200]})", flush=True)
+            continue
         print(f"  inference {name}: {out[name]['images_per_s_b16']:.1f} img/s (b16), "
               f"{out[name]['ms_per_slice_b1']:.1f} ms (b1)", flush=True)
     return out
@@ -192,16 +218,21 @@ def _infer(model, x, channels_last: bool, bf16: bool):
 
 
 def _rate(run, batch: int, size: int, reps: int) -> float:
-    x = torch.randn(batch, 1, size, size)
+    x = torch.randn(batch, 1, size, size, device=DEVICE)
     for _ in range(2):
         run(x)
+    sync()
     start = time.perf_counter()
     for _ in range(reps):
         run(x)
+    sync()
     return batch * reps / (time.perf_counter() - start)
 
 
-def peak_rss_mb() -> float:
+def peak_memory_mb() -> float:
+    """Peak GPU memory allocated on a GPU, else peak resident memory of this process."""
+    if DEVICE == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -230,7 +261,7 @@ def measure(args) -> dict:
                 train[f"unet {setting}"] = {"lightning": lightning_rate("unet", dm, setting, args),
                                             "plain": plain_rate("unet", dm, setting, args)}
                 print(f"  train unet {setting}: {train[f'unet {setting}']}", flush=True)
-            results["peak_rss_mb_train_default"] = peak_rss_mb()
+            results["peak_rss_mb_train_default"] = peak_memory_mb()
             seed_args = argparse.Namespace(**{**vars(args), "warmup": 1, "steps": args.seed_steps})
             train["unet_seed fp32 NCHW"] = {"lightning": lightning_rate("unet_seed", dm, "fp32 NCHW", seed_args)}
             print(f"  train unet_seed: {train['unet_seed fp32 NCHW']}", flush=True)
@@ -282,7 +313,7 @@ def markdown(r: dict, command: str) -> str:
             lines.append(f"| {name} | {v['lightning']:.2f} | {plain} | {ratio} |")
         g = r["train_gflop_per_image"]
         lines += ["", f"Training FLOPs per image: unet {g['unet']:.2f} GFLOP, unet_seed {g['unet_seed']:.2f} GFLOP. "
-                  f"Peak resident memory after the default model's training runs: "
+                  f"Peak {'GPU' if m['gpu'] else 'resident'} memory after the default model's training runs: "
                   f"{r['peak_rss_mb_train_default']:.0f} MB\n"]
     if "data_images_per_s" in r:
         lines += ["## Data pipeline (images/s, no model)\n", "| augment | images/s |", "|---|---|"]
@@ -306,13 +337,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=10, help="timed training steps per measurement")
     parser.add_argument("--out", default="experiments", help="folder for BENCHMARKS.md and benchmarks.json")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: writes BENCHMARKS-gpu.md")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="time torch.compile too (default: yes, except with --quick)")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda, but torch sees no GPU here: run without --device")
+    global DEVICE
+    DEVICE = args.device
+    args.compile = not args.quick if args.compile is None else args.compile
     if args.quick:
         args.image_size, args.steps = min(args.image_size, 128), min(args.steps, 3)
     args.warmup, args.seed_steps = (1, 1) if args.quick else (2, 3)
     args.data_batches, args.infer_reps, args.matmul_n = (5, 3, 1024) if args.quick else (20, 10, 2048)
+    if DEVICE == "cuda":  # cuDNN autotunes in the first steps; a GPU needs big products to reach its peak
+        torch.backends.cudnn.benchmark = True
+        args.warmup, args.infer_reps, args.matmul_n = args.warmup + 3, args.infer_reps * 5, 8192
     results = measure(args)
-    suffix = "-quick" if args.quick else ""
+    suffix = ("-gpu" if DEVICE == "cuda" else "") + ("-quick" if args.quick else "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m tumorseg.bench " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -3,6 +3,7 @@
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from tumorseg.data.dataset import SegDataset
@@ -56,3 +57,15 @@ class PredictionPictures(L.Callback):
             return
         picture = prediction_grid(pl_module, trainer.datamodule.datasets["val"], self.indices, pl_module.hparams.threshold)
         writer.add_image("val/predictions", picture, trainer.current_epoch, dataformats="HWC")
+
+
+class EMAWeights(EMAWeightAveraging):
+    """Lightning's moving average of the weights (validated and checkpointed), also after fit: test
+    and validate evaluate the averaged weights of the checkpoint they load, as evaluate and ship do."""
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # With the fit's average model still held, loading a checkpoint restores its raw weights
+        # (current_model_state) and only validation swaps the average back in: test would score
+        # the raw weights. Without it, a loaded checkpoint's state_dict (the average) is used.
+        if stage == "fit":
+            self._average_model = None
