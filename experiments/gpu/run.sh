@@ -11,7 +11,7 @@
 set -u
 export PYTHONUNBUFFERED=1 HYDRA_FULL_ERROR=1
 OUT=${OUT:-/tmp/gpu-out}; RUNS=${RUNS:-/tmp/runs}; DATA=${DATA:-/tmp/lung-ct-slices}
-TRAINER=${TRAINER:-gpu}; EPOCHS=${EPOCHS:-30}; MAXTIME=${MAXTIME:-00:00:04:30}; KILL=${KILL:-330}
+TRAINER=${TRAINER:-gpu}; EPOCHS=${EPOCHS:-30}; MAXTIME=${MAXTIME:-00:00:04:15}; KILL=${KILL:-350}
 EXTRA=${EXTRA:-}; BENCH=${BENCH:---device cuda --batch-size 32}; PY=${PY:-python3}
 if [ -d "${WHEELS:-.whl}" ]; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -23,7 +23,7 @@ mkdir -p "$OUT" "$RUNS"
   > "$RUNS/machine.txt" 2>&1
 
 # The benchmark first, alone on the machine: its timings share nothing.
-timeout "${BENCH_KILL:-160}" $PY -m tumorseg.bench $BENCH --out "$OUT/bench" > "$RUNS/bench.log" 2>&1
+timeout "${BENCH_KILL:-140}" $PY -m tumorseg.bench $BENCH --out "$OUT/bench" > "$RUNS/bench.log" 2>&1
 echo "bench: exit $?" >> "$RUNS/machine.txt"
 
 common="data.root=$DATA trainer=$TRAINER data.num_workers=2 +trainer.max_time=$MAXTIME callbacks.progress_bar=null +trainer.enable_progress_bar=false callbacks.prediction_pictures=null $EXTRA"

@@ -23,7 +23,7 @@ def pack(root: Path, out: Path) -> None:
     for name in names:
         image = cv2.imread(str(root / name), cv2.IMREAD_GRAYSCALE)
         buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="WEBP", lossless=True, quality=100, method=6)
+        Image.fromarray(image).save(buffer, format="WEBP", lossless=True, quality=100, method=5)  # 6 is 15x slower for 1% less
         blobs.append(np.frombuffer(buffer.getvalue(), np.uint8))
         mask = cv2.imread(str(root / name.replace("/images/", "/masks/", 1)), cv2.IMREAD_GRAYSCALE)
         masks.append(np.packbits(mask > 127))
