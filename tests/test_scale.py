@@ -75,6 +75,22 @@ def test_two_fold_cross_validation_with_report(data_dir, tmp_path):
     assert table[4].startswith("| mean ± std over 2 folds | cv") and "±" in table[4].split("|")[8]
 
 
+def test_report_summarizes_each_cross_validated_setting_apart(tmp_path):
+    for recipe, ema in (("A", None), ("D", {"_target_": "tumorseg.callbacks.EMAWeights"})):
+        for fold, dice in enumerate((0.2, 0.4)):
+            run = tmp_path / f"cv-{recipe}-{fold}"
+            (run / ".hydra").mkdir(parents=True)
+            config = {"approach": {"name": "cv", "fold": fold, "k": 2}, "callbacks": {"ema": ema},
+                      "model": {"base_channels": 16}, "paths": {"output_dir": str(run)}}
+            (run / ".hydra/config.yaml").write_text(json.dumps(config))
+            (run / "metrics.json").write_text(json.dumps({"test/dice": dice + (recipe == "D") * 0.1}))
+    table = report([str(tmp_path)]).strip().splitlines()
+    summaries = [line for line in table if "mean ± std" in line]
+    assert [line.split("|")[1].strip() for line in summaries] == ["cv-A: mean ± std over 2 folds",
+                                                                  "cv-D: mean ± std over 2 folds"]
+    assert "0.3000 ± 0.1414" in summaries[0] and "0.4000 ± 0.1414" in summaries[1]
+
+
 def test_folds_split_subjects_and_cover_everything():
     from tumorseg.data.splits import fold_indices
 
@@ -85,6 +101,16 @@ def test_folds_split_subjects_and_cover_everything():
         keep, out = fold_indices(subjects, 5, f, 42)
         assert {subjects[i] for i in keep}.isdisjoint({subjects[i] for i in out})
     assert fold_indices(subjects, 5, 0, 42) == fold_indices(subjects, 5, 0, 42)
+
+
+def test_gpu_config_is_bf16_with_workers_the_machine_has(monkeypatch):
+    import os
+
+    for cores, workers in ((16, 12), (4, 3), (1, 0)):
+        monkeypatch.setattr(os, "cpu_count", lambda: cores)
+        gpu = make_cfg(["trainer=gpu"])
+        assert (gpu.trainer.accelerator, gpu.trainer.precision, gpu.trainer.benchmark) == ("gpu", "bf16-mixed", True)
+        assert (gpu.data.num_workers, gpu.data.batch_size, gpu.data.pin_memory) == (workers, 32, True)
 
 
 def test_multi_gpu_and_cluster_configs_compose():

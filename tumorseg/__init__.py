@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 OmegaConf.register_new_resolver("resume_or", lambda resume, default: resume or default, replace=True)
 # model.in_channels: slice K and data.context_slices neighbours on each side (2.5D).
 OmegaConf.register_new_resolver("input_channels", lambda context: 1 + 2 * int(context), replace=True)
+# data.num_workers: up to n loader workers, leaving one core to the training process.
+OmegaConf.register_new_resolver("workers", lambda n: max(0, min(int(n), (os.cpu_count() or 1) - 1)), replace=True)
 
 # Absolute, so the Hydra apps find conf/ whether run as `python -m` or called from Python.
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")

@@ -61,6 +61,12 @@ def describe(run: Path) -> dict:
         row["approach"] += " (slice-level)"
     if "approach" in config and config.approach.get("name") == "cv":
         row["fold"] = f"{config.approach.fold}/{config.approach.k}"
+        # Folds of one setting: the whole config but the fold and where the run was written.
+        setting = OmegaConf.to_container(config)
+        setting["approach"].pop("fold", None)
+        for key in ("paths", "task_name"):
+            setting.pop(key, None)
+        row["setting"] = json.dumps(setting, sort_keys=True, default=str)
     row.update(metrics)
     return row
 
@@ -73,15 +79,17 @@ def cell(value) -> str:
 
 def fold_summaries(rows: list[dict], keys: list[str]) -> list[dict]:
     """mean ± std over the folds of each cross-validated setting (runs that differ only in fold)."""
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[str, list[dict]] = {}
     for r in rows:
         if "fold" in r:
-            groups.setdefault(tuple(r[g] for g in CHOICES), []).append(r)
+            groups.setdefault(r.get("setting", ""), []).append(r)
     out = []
-    for choices, runs in groups.items():
+    for runs in groups.values():
         if len(runs) < 2:
             continue
-        row = {"run": f"mean ± std over {len(runs)} folds", "summary": True, **dict(zip(CHOICES, choices))}
+        prefix = os.path.commonprefix([Path(r["run"]).name for r in runs]).rstrip("-_ ")
+        row = {"run": f"{prefix + ': ' if prefix else ''}mean ± std over {len(runs)} folds", "summary": True,
+               **{g: runs[0][g] for g in CHOICES}}
         for key in keys:
             values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
             if values:
