@@ -9,6 +9,7 @@ efficiency, memory. Prints a table; writes experiments/BENCHMARKS.md and experim
 
 import argparse
 import copy
+import itertools
 import json
 import os
 import platform
@@ -161,15 +162,17 @@ def train_flops(model: str, args) -> float:
 
 
 def data_rate(dm: SegDataModule, batches: int) -> float:
-    """Images/s the train loader delivers (augmentation included), without a model."""
-    loader = iter(dm.train_dataloader())
-    next(loader)
+    """Images/s the train loader delivers (augmentation included), without a model, in steady state."""
+    epoch = dm.train_dataloader()  # one loader, so that its persistent workers serve every epoch
+    loader = (batch for _ in itertools.count() for batch in epoch)
+    # Workers start one by one and then hold 2 batches each ready: skip the start, and time many
+    # times the prefetched batches, or the figure measures start-up (many workers) or the buffer.
+    in_flight = 2 * max(dm.num_workers, 1)
+    for _ in range(in_flight + 1):
+        next(loader)
     start, images = time.perf_counter(), 0
-    for _ in range(batches):
-        try:
-            images += next(loader)[0].shape[0]
-        except StopIteration:
-            loader = iter(dm.train_dataloader())
+    for _ in range(max(batches, 5 * in_flight)):
+        images += next(loader)[0].shape[0]
     return images / (time.perf_counter() - start)
 
 
