@@ -44,8 +44,10 @@ class SegModule(L.LightningModule):
             self.net = self.net.to(memory_format=torch.channels_last)
         # Keyed "<stage>_": a ModuleDict key "train" would shadow nn.Module.train.
         self.metrics = nn.ModuleDict({f"{s}_": SegMetrics(threshold) for s in STAGES})
-        # Epoch means as torchmetrics too: synced over DDP ranks at one point, the epoch's end.
-        self.means = nn.ModuleDict({f"{s}_": nn.ModuleDict({"loss": MeanMetric(), "bce": MeanMetric()}) for s in STAGES})
+        # Epoch means as torchmetrics too: synced over DDP ranks at one point, the epoch's end. No NaN
+        # check: on a GPU it waits for the step to finish (twice a step), and FiniteLoss stops NaN runs.
+        self.means = nn.ModuleDict({f"{s}_": nn.ModuleDict({k: MeanMetric(nan_strategy="disable") for k in ("loss", "bce")})
+                                    for s in STAGES})
         # Best validation Dice so far and the last epoch's train/* figures; kept in checkpoints so
         # that a resumed run (even one resumed after its last epoch) reports them.
         self.best_val_dice = -math.inf

@@ -32,7 +32,8 @@ def instantiate_all(group: DictConfig | None) -> list:
 def hparams_of(cfg: DictConfig) -> dict:
     """The run's choices in a flat dict for TensorBoard's hparams tab."""
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-    params = {g: str(choices.get(g)) for g in ("approach", "model", "augment", "loss", "optimizer", "scheduler")}
+    groups = ("approach", "model", "augment", "loss", "optimizer", "scheduler", "callbacks", "trainer")
+    params = {g: str(choices.get(g)) for g in groups}
     params.update({f"model/{k}": v for k, v in cfg.model.items() if not str(k).startswith("_")})
     params.update(lr=cfg.optimizer.lr, batch_size=cfg.data.batch_size, image_size=cfg.data.image_size)
     params.update(seed=cfg.seed, max_epochs=cfg.trainer.max_epochs, group_by=str(cfg.approach.get("group_by")))
