@@ -56,6 +56,20 @@ def test_original_study_experiments(experiment):
         assert cfg.approach.group_by is None
 
 
+def test_lung_reference_experiment_is_the_shipped_models_recipe(tmp_path):
+    import torch
+
+    from tumorseg.inference import REFERENCE_MODEL
+
+    shipped = torch.load(REFERENCE_MODEL, weights_only=True)["hyper_parameters"]["run_config"]
+    cfg = OmegaConf.to_container(make_cfg(["experiment=lung_reference"], tmp_path), resolve=True)
+    for group in ("approach", "augment", "loss", "scheduler", "optimizer", "model"):
+        assert cfg[group] == shipped[group], group
+    assert cfg["trainer"]["max_epochs"] == shipped["trainer"]["max_epochs"] == 16
+    assert (cfg["data"]["batch_size"], cfg["data"]["context_slices"], cfg["seed"]) == (
+        shipped["data"]["batch_size"], shipped["data"]["context_slices"], shipped["seed"])
+
+
 def test_overrides_that_tests_and_benchmarks_rely_on(tmp_path):
     keys = {
         "data.root": "/x", "data.image_size": 64, "data.batch_size": 3, "data.num_workers": 1,

@@ -41,4 +41,5 @@ def test_model_card_quotes_the_recorded_evaluation_and_the_shipped_config():
     config = torch.load(REFERENCE_MODEL, weights_only=True)["hyper_parameters"]["run_config"]
     assert f"data.context_slices={config['data'].get('context_slices', 0)}" in card
     assert re.search(rf"\b{config['trainer']['max_epochs']} epochs\b", card)
+    assert config["loss"]["_target_"].rsplit(".", 1)[-1] in card  # the loss it was trained with
     assert "not a medical device" in card
