@@ -204,7 +204,8 @@ def test_ship_writes_a_small_weights_only_model_with_the_same_outputs(trained_ru
     ship_main([ckpt(trained_run), str(out)])
     assert out.stat().st_size < (trained_run / "checkpoints/last.ckpt").stat().st_size / 2  # no optimizer state
     content = torch.load(out, weights_only=True)
-    assert set(content) == {"state_dict", "hyper_parameters", "source"}
+    assert set(content) == {"state_dict", "hyper_parameters", "source", "inference"}
+    assert content["inference"] == {"threshold": 0.5, "tta": False}
     assert all(k.startswith("net.") for k in content["state_dict"])
     result = run_cli("tumorseg.evaluate", f"ckpt_path={out}", f"data_dir={data_dir / 'phantom' / 'val'}",
                      f"hydra.run.dir={tmp_path / 'a'}")
@@ -213,6 +214,30 @@ def test_ship_writes_a_small_weights_only_model_with_the_same_outputs(trained_ru
                      f"hydra.run.dir={tmp_path / 'b'}")
     original = json.loads(result.stdout.strip().splitlines()[-1])
     assert {k: v for k, v in shipped.items() if k != "ckpt_path"} == {k: v for k, v in original.items() if k != "ckpt_path"}
+
+
+def test_a_model_files_threshold_and_tta_are_the_default_of_evaluate(trained_run, data_dir, tmp_path):
+    from tumorseg.ship import main as ship_main
+
+    model = tmp_path / "model.pt"
+    ship_main([ckpt(trained_run), str(model)])
+    ship_main([str(model), str(tmp_path / "tuned.pt"), "--threshold", "0.3", "--tta"])  # a model file re-shipped
+    assert torch.load(tmp_path / "tuned.pt", weights_only=True)["source"]["checkpoint"] == "last.ckpt"
+    val = data_dir / "phantom" / "val"
+
+    def evaluate(name: str, *args: str) -> dict:
+        result = run_cli("tumorseg.evaluate", f"data_dir={val}", f"hydra.run.dir={tmp_path / name}", *args)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    tuned = evaluate("tuned", f"ckpt_path={tmp_path / 'tuned.pt'}")
+    assert (tuned["threshold"], tuned["tta"]) == (0.3, True)
+    explicit = evaluate("explicit", f"ckpt_path={ckpt(trained_run)}", "threshold=0.3", "tta=true")
+    assert {k: v for k, v in tuned.items() if k != "ckpt_path"} == {k: v for k, v in explicit.items() if k != "ckpt_path"}
+    overridden = evaluate("overridden", f"ckpt_path={tmp_path / 'tuned.pt'}", "tta=false", "threshold=0.5")
+    assert (overridden["threshold"], overridden["tta"]) == (0.5, False)
+    result = run_cli("tumorseg.ship", str(model), str(tmp_path / "bad.pt"), "--threshold", "1.5")
+    assert result.returncode == 2 and "--threshold 1.5 must be between 0 and 1" in result.stderr
 
 
 def test_ship_refuses_a_file_that_is_not_a_checkpoint(tmp_path):

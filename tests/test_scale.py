@@ -106,7 +106,7 @@ def test_folds_split_subjects_and_cover_everything():
 def test_gpu_config_is_bf16_with_workers_the_machine_has(monkeypatch):
     import os
 
-    for cores, workers in ((16, 4), (4, 3), (1, 0)):
+    for cores, workers in ((16, 12), (8, 7), (1, 0)):
         monkeypatch.setattr(os, "cpu_count", lambda: cores)
         gpu = make_cfg(["trainer=gpu"])
         assert (gpu.trainer.accelerator, gpu.trainer.precision, gpu.trainer.benchmark) == ("gpu", "bf16-mixed", True)

@@ -19,7 +19,7 @@ from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import PARTS, find_pairs
 from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.inference import Predictor, load_predictor, model_path, remove_small
+from tumorseg.inference import Predictor, inference_settings, load_predictor, model_path, remove_small
 from tumorseg.metrics import SegMetrics
 
 
@@ -55,9 +55,10 @@ def evaluate(cfg: DictConfig) -> dict:
     folder = resolve_folder(cfg.data_dir, cfg.split)
     dataset = SegDataset(find_pairs(folder), predictor.image_size, None, predictor.mean, predictor.std,
                          context_slices=predictor.context_slices)
+    threshold, tta = inference_settings(cfg, predictor)
     metric, bce_sum = SegMetrics(threshold=0.5), 0.0
     for x, y, subject in DataLoader(dataset, batch_size=cfg.batch_size):
-        probs, masks = predict_masks(predictor, x, cfg.threshold, cfg.tta, cfg.postprocess.min_size)
+        probs, masks = predict_masks(predictor, x, threshold, tta, cfg.postprocess.min_size)
         bce_sum += float(F.binary_cross_entropy(probs, y, reduction="sum"))
         metric.update(masks.float(), y, subject)
     values = {k: float(v) for k, v in metric.compute().items()}
@@ -66,8 +67,8 @@ def evaluate(cfg: DictConfig) -> dict:
         "bce": round(bce_sum / max(1, len(dataset) * predictor.image_size**2), 6),
         "n_images": int(values["n_images"]),
         "n_subjects": int(values["n_subjects"]),
-        "threshold": cfg.threshold,
-        "tta": bool(cfg.tta),
+        "threshold": threshold,
+        "tta": tta,
         "min_size": int(cfg.postprocess.min_size),
         "data_dir": str(folder),
         "ckpt_path": str(ckpt_path),

@@ -28,6 +28,8 @@ class Predictor:
     std: float
     source: str
     context_slices: int = 0
+    threshold: float = 0.5  # the model file's own choices (python -m tumorseg.ship --threshold --tta)
+    tta: bool = False
 
     @property
     def channels(self) -> int:
@@ -95,8 +97,17 @@ def predictor_of(ckpt: dict, ckpt_path: str | Path) -> Predictor:
     net.load_state_dict(weights)
     data = config["data"]
     net = net.eval().to(memory_format=torch.channels_last)
+    chosen = ckpt.get("inference") or {}
     return Predictor(net, int(data["image_size"]), float(data["mean"]), float(data["std"]), str(ckpt_path),
-                     int(data.get("context_slices") or 0))
+                     int(data.get("context_slices") or 0), float(chosen.get("threshold", 0.5)),
+                     bool(chosen.get("tta", False)))
+
+
+def inference_settings(cfg, predictor: Predictor) -> tuple[float, bool]:
+    """threshold and tta: the command's when set, else the model file's (0.5 and no TTA unless shipped so)."""
+    threshold = predictor.threshold if cfg.get("threshold") is None else float(cfg.threshold)
+    tta = predictor.tta if cfg.get("tta") is None else bool(cfg.tta)
+    return threshold, tta
 
 
 def remove_small(mask: np.ndarray, min_size: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from tumorseg.data.decode import read_gray
 from tumorseg.data.layout import IMAGE_EXTS
 from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.inference import Predictor, count_components, load_predictor, model_path, remove_small
+from tumorseg.inference import Predictor, count_components, inference_settings, load_predictor, model_path, remove_small
 from tumorseg.pictures import overlay, save_rgb
 
 FIELDS = ("path", "tumor_pixels", "tumor_fraction", "max_probability", "components")
@@ -58,11 +58,11 @@ def truth_beside(image: Path) -> np.ndarray | None:
     return None
 
 
-def predict_one(gray: np.ndarray, prob: np.ndarray, cfg: DictConfig) -> tuple[np.ndarray, dict]:
+def predict_one(gray: np.ndarray, prob: np.ndarray, threshold: float, min_size: int) -> tuple[np.ndarray, dict]:
     """Mask at the image's own size (0/1) and its summary row, from the model-size probability map."""
     h, w = gray.shape
     prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR) if prob.shape != (h, w) else prob
-    mask = remove_small((prob > cfg.threshold).astype(np.uint8), cfg.postprocess.min_size)
+    mask = remove_small((prob > threshold).astype(np.uint8), min_size)
     pixels = int(mask.sum())
     row = dict(tumor_pixels=pixels, tumor_fraction=round(pixels / (h * w), 6),
                max_probability=round(float(prob.max()), 6), components=count_components(mask))
@@ -103,6 +103,7 @@ class ModelInputs:
 def predict(cfg: DictConfig) -> tuple[Path, list[dict], list[str]]:
     """Write masks/, overlays/ and summary.csv; return (output dir, rows, failures)."""
     predictor = load_predictor(model_path(cfg))
+    threshold, tta = inference_settings(cfg, predictor)
     base, files = find_images(cfg.input)
     inputs = ModelInputs(predictor, files, cfg.max_pixels)
     out = Path(cfg.output or cfg.paths.output_dir).expanduser()
@@ -119,9 +120,9 @@ def predict(cfg: DictConfig) -> tuple[Path, list[dict], list[str]]:
         if not grays:
             continue
         x = predictor.to_tensor([inputs(i, g) for _, g, i in grays])
-        probs = predictor.probabilities(x, cfg.tta)[:, 0].numpy()
+        probs = predictor.probabilities(x, tta)[:, 0].numpy()
         for (path, gray, _), prob in zip(grays, probs):
-            mask, row = predict_one(gray, prob, cfg)
+            mask, row = predict_one(gray, prob, threshold, cfg.postprocess.min_size)
             rel = path.relative_to(base).with_suffix(".png")
             (out / "masks" / rel).parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(out / "masks" / rel), mask * 255)
