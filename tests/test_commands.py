@@ -228,7 +228,9 @@ def test_a_model_files_threshold_and_tta_are_the_default_of_evaluate(trained_run
     def evaluate(name: str, *args: str) -> dict:
         result = run_cli("tumorseg.evaluate", f"data_dir={val}", f"hydra.run.dir={tmp_path / name}", *args)
         assert result.returncode == 0, result.stderr[-2000:]
-        return json.loads(result.stdout.strip().splitlines()[-1])
+        printed = json.loads(result.stdout.strip().splitlines()[-1])
+        assert f"threshold {printed['threshold']}, flip TTA {'on' if printed['tta'] else 'off'}" in result.stdout
+        return printed
 
     tuned = evaluate("tuned", f"ckpt_path={tmp_path / 'tuned.pt'}")
     assert (tuned["threshold"], tuned["tta"]) == (0.3, True)

@@ -82,7 +82,8 @@ def evaluate(cfg: DictConfig) -> dict:
 def print_table(result: dict) -> None:
     """The figures as a readable table (stdout)."""
     console = Console(width=120)
-    console.print(f"{result['data_dir']}: {result['n_images']} slices, {result['n_subjects']} subjects")
+    console.print(f"{result['data_dir']}: {result['n_images']} slices, {result['n_subjects']} subjects, "
+                  f"threshold {result['threshold']}, flip TTA {'on' if result['tta'] else 'off'}")
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
