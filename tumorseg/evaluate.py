@@ -39,6 +39,12 @@ def resolve_folder(data_dir: str | None, split: str | None) -> Path:
     raise UserError(f"{folder} has no images/ folder: point data_dir at a folder with images/ and masks/")
 
 
+def dataset_for(predictor: Predictor, folder: Path) -> SegDataset:
+    """The slices and masks of folder as the predictor's model reads them (size, normalization, neighbours)."""
+    return SegDataset(find_pairs(folder), predictor.image_size, None, predictor.mean, predictor.std,
+                      context_slices=predictor.context_slices)
+
+
 def predict_masks(predictor: Predictor, x: torch.Tensor, threshold: float, tta: bool, min_size: int):
     """Probabilities and post-processed 0/1 masks (N x 1 x H x W) for a normalized batch."""
     probs = predictor.probabilities(x, tta)
@@ -53,8 +59,7 @@ def evaluate(cfg: DictConfig) -> dict:
     ckpt_path = model_path(cfg)
     predictor = load_predictor(ckpt_path)
     folder = resolve_folder(cfg.data_dir, cfg.split)
-    dataset = SegDataset(find_pairs(folder), predictor.image_size, None, predictor.mean, predictor.std,
-                         context_slices=predictor.context_slices)
+    dataset = dataset_for(predictor, folder)
     threshold, tta = inference_settings(cfg, predictor)
     metric, bce_sum = SegMetrics(threshold=0.5), 0.0
     for x, y, subject in DataLoader(dataset, batch_size=cfg.batch_size):

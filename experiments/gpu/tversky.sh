@@ -32,11 +32,11 @@ ship_last $(for v in $NAMES; do echo "split-$v full-$v"; done)
 pack_runs $(for v in $NAMES; do echo "full-$v"; done)
 # The split runs' models travel at half precision, two files (the 8-file limit); evaluate them here
 # (ckpt_path=<split-X.pt> data_dir=<the 10 test subjects of approach=split>) after casting back.
-$PY - "$RUNS" "$OUT" <<'PY'
+$PY - "$RUNS" "$OUT" $(for v in $NAMES; do echo "split-$v"; done) <<'PY'
 import sys, torch
-runs, out = sys.argv[1:]
+runs, out, *names = sys.argv[1:]
 models = {}
-for name in ("split-T", "split-Tall", "split-Tb8", "split-Tctx", "split-Tema"):
+for name in names:
     try:
         m = torch.load(f"{runs}/{name}.pt", weights_only=True)
     except FileNotFoundError:
