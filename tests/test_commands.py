@@ -14,7 +14,7 @@ from tumorseg.errors import UserError
 from tumorseg.inference import load_predictor, remove_small
 
 EVAL_KEYS = {"dice", "iou", "precision", "recall", "dice_per_slice", "dice_per_subject", "empty_fp_rate", "bce",
-             "n_images", "n_subjects", "threshold"}
+             "n_images", "n_subjects", "threshold", "tta", "inference_precision"}
 
 
 def ckpt(run):
@@ -56,7 +56,7 @@ def test_evaluate_agrees_with_training_validation(trained_run, data_dir, tmp_pat
 
     best = sorted((trained_run / "checkpoints").glob("epoch_*.ckpt"))[-1]
     cfg = OmegaConf.create(dict(ckpt_path=str(best), data_dir=str(data_dir / "phantom/val"), split=None,
-                                threshold=0.5, tta=False, postprocess={"min_size": 0}, batch_size=5,
+                                threshold=0.5, tta=False, precision="32", postprocess={"min_size": 0}, batch_size=5,
                                 paths={"output_dir": str(tmp_path)}))
     metrics = evaluate(cfg)
     trained = json.loads((trained_run / "metrics.json").read_text())
@@ -66,6 +66,30 @@ def test_evaluate_agrees_with_training_validation(trained_run, data_dir, tmp_pat
     assert metrics["bce"] == pytest.approx(trained["val/bce"], rel=1e-3)
     tta = evaluate(OmegaConf.merge(cfg, {"tta": True, "postprocess": {"min_size": 3}}))
     assert 0 <= tta["dice"] <= 1 and tta["tta"] is True and tta["min_size"] == 3
+
+
+def test_bf16_inference_is_used_and_stays_close_to_fp32(trained_run, data_dir, tmp_path):
+    from omegaconf import OmegaConf
+
+    from tumorseg.evaluate import dataset_for, evaluate
+    from tumorseg.hardware import cpu_has_bf16
+    from tumorseg.inference import use_precision
+
+    predictor = load_predictor(ckpt(trained_run))
+    x = torch.stack([item[0] for item in dataset_for(predictor, data_dir / "phantom/val")])
+    probs = {}
+    for precision in ("32", "bf16"):
+        assert use_precision({"precision": precision}, predictor) == precision
+        probs[precision] = predictor.probabilities(x, tta=True)
+    assert probs["bf16"].dtype == torch.float32
+    difference = (probs["bf16"] - probs["32"]).abs()
+    assert 0 < difference.max() < 0.05 and difference.mean() < 0.002  # rounded, not another model
+    cfg = OmegaConf.create(dict(ckpt_path=ckpt(trained_run), data_dir=str(data_dir / "phantom/val"), split=None,
+                                threshold=0.5, tta=False, precision="auto", postprocess={"min_size": 0},
+                                batch_size=8, paths={"output_dir": str(tmp_path)}))
+    assert evaluate(cfg)["inference_precision"] == ("bf16" if cpu_has_bf16() else "32")
+    with pytest.raises(UserError, match="precision=fp16 is not one of auto, 32, bf16"):
+        evaluate(OmegaConf.merge(cfg, {"precision": "fp16"}))
 
 
 def test_evaluate_on_a_data_set_root_needs_a_split(trained_run, data_dir, tmp_path):
@@ -229,7 +253,7 @@ def test_a_model_files_threshold_and_tta_are_the_default_of_evaluate(trained_run
         result = run_cli("tumorseg.evaluate", f"data_dir={val}", f"hydra.run.dir={tmp_path / name}", *args)
         assert result.returncode == 0, result.stderr[-2000:]
         printed = json.loads(result.stdout.strip().splitlines()[-1])
-        assert f"threshold {printed['threshold']}, flip TTA {'on' if printed['tta'] else 'off'}" in result.stdout
+        assert f"threshold {printed['threshold']}, flip TTA {'on' if printed['tta'] else 'off'}, " in result.stdout
         return printed
 
     tuned = evaluate("tuned", f"ckpt_path={tmp_path / 'tuned.pt'}")

@@ -19,7 +19,7 @@ from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import PARTS, find_pairs
 from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.inference import Predictor, inference_settings, load_predictor, model_path, remove_small
+from tumorseg.inference import Predictor, inference_settings, load_predictor, model_path, remove_small, use_precision
 from tumorseg.metrics import SegMetrics
 
 
@@ -61,6 +61,7 @@ def evaluate(cfg: DictConfig) -> dict:
     folder = resolve_folder(cfg.data_dir, cfg.split)
     dataset = dataset_for(predictor, folder)
     threshold, tta = inference_settings(cfg, predictor)
+    precision = use_precision(cfg, predictor)
     metric, bce_sum = SegMetrics(threshold=0.5), 0.0
     for x, y, subject in DataLoader(dataset, batch_size=cfg.batch_size):
         probs, masks = predict_masks(predictor, x, threshold, tta, cfg.postprocess.min_size)
@@ -74,6 +75,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "n_subjects": int(values["n_subjects"]),
         "threshold": threshold,
         "tta": tta,
+        "inference_precision": precision,  # "precision" is the metric
         "min_size": int(cfg.postprocess.min_size),
         "data_dir": str(folder),
         "ckpt_path": str(ckpt_path),
@@ -88,7 +90,8 @@ def print_table(result: dict) -> None:
     """The figures as a readable table (stdout)."""
     console = Console(width=120)
     console.print(f"{result['data_dir']}: {result['n_images']} slices, {result['n_subjects']} subjects, "
-                  f"threshold {result['threshold']}, flip TTA {'on' if result['tta'] else 'off'}")
+                  f"threshold {result['threshold']}, flip TTA {'on' if result['tta'] else 'off'}, "
+                  f"{'bf16' if result['inference_precision'] == 'bf16' else 'fp32'}")
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")

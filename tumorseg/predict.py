@@ -19,7 +19,8 @@ from tumorseg.data.decode import read_gray
 from tumorseg.data.layout import IMAGE_EXTS
 from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.inference import Predictor, count_components, inference_settings, load_predictor, model_path, remove_small
+from tumorseg.inference import (Predictor, count_components, inference_settings, load_predictor, model_path,
+                                remove_small, use_precision)
 from tumorseg.pictures import overlay, save_rgb
 
 FIELDS = ("path", "tumor_pixels", "tumor_fraction", "max_probability", "components")
@@ -104,6 +105,7 @@ def predict(cfg: DictConfig) -> tuple[Path, list[dict], list[str]]:
     """Write masks/, overlays/ and summary.csv; return (output dir, rows, failures)."""
     predictor = load_predictor(model_path(cfg))
     threshold, tta = inference_settings(cfg, predictor)
+    use_precision(cfg, predictor)
     base, files = find_images(cfg.input)
     inputs = ModelInputs(predictor, files, cfg.max_pixels)
     out = Path(cfg.output or cfg.paths.output_dir).expanduser()
