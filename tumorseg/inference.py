@@ -123,7 +123,7 @@ def use_precision(cfg, predictor: Predictor) -> str:
     if precision not in PRECISIONS:
         raise UserError(f"precision={precision} is not one of {', '.join(PRECISIONS)}: "
                         f"auto (bf16 where the CPU has bf16 instructions), 32 or bf16")
-    # bf16 gives the same Dice to 0.001 on the real val and held-out subjects, at ~1.8x the slices/s
+    # bf16 gives the same Dice to 0.001 on the real val and held-out subjects, at 2.2x the images/s in the benchmark
     # on a CPU with avx512_bf16 (experiments/lung/inference-bf16.md).
     predictor.bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
     return "bf16" if predictor.bf16 else "32"
