@@ -3,8 +3,8 @@
 from functools import cache
 from pathlib import Path
 
-# Without these instructions oneDNN emulates bf16 and gains nothing over fp32; bf16 has only been
-# measured on a CPU with avx512_bf16 (experiments/BENCHMARKS.md), so elsewhere fp32 is kept.
+# bf16 has only been measured on a CPU with avx512_bf16 (experiments/BENCHMARKS.md); without these
+# instructions oneDNN emulates it, unmeasured here, so such CPUs keep fp32.
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
