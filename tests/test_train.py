@@ -114,3 +114,34 @@ def test_resume_after_the_last_epoch_still_reports_train_figures(tiny_cfg, tmp_p
 def test_recipe_options_train(tiny_cfg, choice):
     metrics = train(tiny_cfg(*choice))
     assert metrics["train/loss"] == metrics["train/loss"]  # finite, not NaN
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_and_its_checkpoint_loads_uncompiled(tiny_cfg, tmp_path):
+    """module.compile=true trains the same net (loss within float noise) and leaves plain state_dict keys."""
+    from tumorseg.inference import load_predictor
+
+    plain = train(tiny_cfg("trainer.deterministic=true", out="plain"))
+    compiled = train(tiny_cfg("trainer.deterministic=true", "module.compile=true", out="compiled"))
+    assert compiled["train/loss"] == pytest.approx(plain["train/loss"], rel=1e-3)
+    predictor = load_predictor(tmp_path / "compiled/checkpoints/last.ckpt")
+    keys = set(torch.load(tmp_path / "compiled/checkpoints/last.ckpt", weights_only=True)["state_dict"])
+    assert not any("_orig_mod" in k for k in keys) and predictor.net.training is False
+
+
+def test_module_compile_compiles_the_net_in_place(tiny_cfg):
+    from hydra.utils import instantiate
+
+    for flag in (False, True):
+        module = instantiate(tiny_cfg(f"module.compile={flag}").module)
+        assert (module.net._compiled_call_impl is not None) == flag  # set by nn.Module.compile()
+
+
+def test_compile_without_a_compiler_is_a_clear_error(tiny_cfg, tmp_path, monkeypatch):
+    from tumorseg.errors import UserError
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(UserError, match=r"module.compile=true needs a C\+\+ compiler.*module.compile=false"):
+        train(tiny_cfg("module.compile=true"))
+    assert not (tmp_path / "run/checkpoints").exists()

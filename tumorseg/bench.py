@@ -34,6 +34,18 @@ PARTS = ("train", "data", "infer")
 AUGMENTS = ("none", "flip", "rotate", "elastic", "all")
 # name: (channels_last, bf16)
 SETTINGS = {"fp32 NCHW": (False, False), "fp32 channels_last": (True, False), "bf16 channels_last": (True, True)}
+COMPILED = " + torch.compile"  # suffix of a training setting whose net is compiled (module.compile=true)
+
+
+def settings(compile_too: bool) -> list[str]:
+    """Training settings to time: every SETTINGS entry, and the channels_last ones compiled too."""
+    return [*SETTINGS, *(f"{s}{COMPILED}" for s in SETTINGS if compile_too and SETTINGS[s][0])]
+
+
+def flags(setting: str) -> tuple[bool, bool, bool]:
+    """channels_last, bf16, compiled of a training setting."""
+    base = setting.removesuffix(COMPILED)
+    return (*SETTINGS[base], base != setting)
 
 
 def machine() -> dict:
@@ -110,10 +122,10 @@ class Throughput(L.Callback):
 
 def lightning_rate(model: str, dm: SegDataModule, setting: str, args) -> float:
     """Training images/s through the real path: SegModule (loss, metrics, logging) + Trainer."""
-    channels_last, bf16 = SETTINGS[setting]
+    channels_last, bf16, compiled = flags(setting)
     cfg = config(f"model={model}")
     module = SegModule(instantiate(cfg.model), instantiate(cfg.loss), instantiate(cfg.optimizer),
-                       channels_last=channels_last)
+                       channels_last=channels_last, compile=compiled)
     timer = Throughput(args.warmup)
     trainer = L.Trainer(accelerator="gpu" if DEVICE == "cuda" else "cpu", devices=1, max_epochs=1,
                         benchmark=DEVICE == "cuda", limit_train_batches=args.warmup + args.steps,
@@ -126,11 +138,13 @@ def lightning_rate(model: str, dm: SegDataModule, setting: str, args) -> float:
 
 def plain_rate(model: str, dm: SegDataModule, setting: str, args) -> float:
     """Training images/s of a hand-written loop: same net, loss, optimizer, data and settings."""
-    channels_last, bf16 = SETTINGS[setting]
+    channels_last, bf16, compiled = flags(setting)
     cfg = config(f"model={model}")
     net, loss_fn = instantiate(cfg.model).train().to(DEVICE), instantiate(cfg.loss)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
+    if compiled:
+        net.compile()
     optimizer = instantiate(cfg.optimizer)(params=net.parameters())
     batches = iter(dm.train_dataloader())
     for step in range(args.warmup + args.steps):
@@ -243,7 +257,8 @@ def default_setting() -> str:
     """The setting the training config uses by default."""
     cfg = config()
     bf16 = str(cfg.trainer.precision).startswith("bf16")
-    return "bf16 channels_last" if bf16 else ("fp32 channels_last" if cfg.module.channels_last else "fp32 NCHW")
+    name = "bf16 channels_last" if bf16 else ("fp32 channels_last" if cfg.module.channels_last else "fp32 NCHW")
+    return name + (COMPILED if cfg.module.compile else "")
 
 
 def measure(args) -> dict:
@@ -260,11 +275,19 @@ def measure(args) -> dict:
         if "train" in parts:
             dm = datamodule(root, args)
             train = {}
-            for setting in SETTINGS:
-                train[f"unet {setting}"] = {"lightning": lightning_rate("unet", dm, setting, args),
-                                            "plain": plain_rate("unet", dm, setting, args)}
+            for setting in settings(args.compile):
+                if setting.endswith(COMPILED) and "peak_rss_mb_train_default" not in results:
+                    results["peak_rss_mb_train_default"] = peak_memory_mb()  # before compiling adds its own
+                try:
+                    train[f"unet {setting}"] = {"lightning": lightning_rate("unet", dm, setting, args),
+                                                "plain": plain_rate("unet", dm, setting, args)}
+                except Exception as err:  # torch.compile needs a compiler toolchain: one missing costs one row
+                    if not setting.endswith(COMPILED):
+                        raise
+                    print(f"  train unet {setting}: failed, left out ({type(err).__name__}: {str(err)[:200]})", flush=True)
+                    continue
                 print(f"  train unet {setting}: {train[f'unet {setting}']}", flush=True)
-            results["peak_rss_mb_train_default"] = peak_memory_mb()
+            results.setdefault("peak_rss_mb_train_default", peak_memory_mb())
             seed_args = argparse.Namespace(**{**vars(args), "warmup": 1, "steps": args.seed_steps})
             train["unet_seed fp32 NCHW"] = {"lightning": lightning_rate("unet_seed", dm, "fp32 NCHW", seed_args)}
             print(f"  train unet_seed: {train['unet_seed fp32 NCHW']}", flush=True)

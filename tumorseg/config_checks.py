@@ -1,5 +1,7 @@
 """Config faults caught before any training: wrong types and ranges, an output dir that cannot be written."""
 
+import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -36,6 +38,16 @@ def check_config(cfg: DictConfig) -> None:
         if isinstance(value, bool) or not ok_type or not test(value):
             raise UserError(f"{key}={value!r} must be {'an' if kind is int else 'a'} {kind.__name__} {wanted}: "
                             f"e.g. {key}={example}")
+
+
+def check_compiler(cfg: DictConfig) -> None:
+    """module.compile on CPU needs a C++ compiler (torch.compile's CPU backend builds C++); say so before training."""
+    if not OmegaConf.select(cfg, "module.compile", default=False) or str(cfg.trainer.get("accelerator")) in ("gpu", "cuda"):
+        return
+    names = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "c++", "clang++"]
+    if not any(shutil.which(n) for n in names):
+        raise UserError(f"module.compile=true needs a C++ compiler on CPU and none of {', '.join(names)} is on PATH: "
+                        f"install one (e.g. apt install g++) or set module.compile=false")
 
 
 def check_writable(folder: str | Path) -> None:

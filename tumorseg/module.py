@@ -30,6 +30,7 @@ class SegModule(L.LightningModule):
         scheduler: Callable | None = None,
         threshold: float = 0.5,
         channels_last: bool = False,
+        compile: bool = False,
         seed: int = 42,
         run_config: dict | None = None,
     ):
@@ -42,6 +43,9 @@ class SegModule(L.LightningModule):
         self.channels_last = channels_last
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        if compile:
+            # In place (nn.Module.compile): the state_dict keeps its keys, so checkpoints load uncompiled.
+            self.net.compile()
         # Keyed "<stage>_": a ModuleDict key "train" would shadow nn.Module.train.
         self.metrics = nn.ModuleDict({f"{s}_": SegMetrics(threshold) for s in STAGES})
         # Epoch means as torchmetrics too: synced over DDP ranks at one point, the epoch's end. No NaN

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from tumorseg import CONF_DIR
-from tumorseg.config_checks import check_config
+from tumorseg.config_checks import check_compiler, check_config
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.inference import load_checkpoint
 from tumorseg.models import check_image_size
@@ -70,6 +70,7 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """One run; returns the final metrics (also written to <run dir>/metrics.json)."""
     check_config(cfg)
+    check_compiler(cfg)
     check_image_size(cfg.data.image_size, cfg.model.depth)
     ckpt_path = resume_checkpoint(cfg)
     out_dir = Path(cfg.paths.output_dir)
