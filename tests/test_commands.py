@@ -273,3 +273,42 @@ def test_ship_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
     assert result.returncode == 2 and result.stderr.startswith(f"error: {bad} ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out.pt").exists()
+
+
+def perturbed_copy(run, path):
+    """The run's last checkpoint with its net's weights moved: a second, different run of the same recipe."""
+    content = torch.load(ckpt(run), weights_only=True)
+    gen = torch.Generator().manual_seed(1)
+    content["state_dict"] = {k: v + 0.05 * torch.randn(v.shape, generator=gen) if k.startswith("net.") and v.is_floating_point()
+                             else v for k, v in content["state_dict"].items()}
+    torch.save(content, path)
+    return str(path)
+
+
+def test_ship_ensemble_averages_logits_and_soup_averages_weights(trained_run, data_dir, tmp_path):
+    from tumorseg.ship import main as ship_main
+
+    other = perturbed_copy(trained_run, tmp_path / "other.ckpt")
+    ship_main([ckpt(trained_run), str(tmp_path / "ens.pt"), "--ensemble", other, "--threshold", "0.3", "--tta"])
+    ship_main([ckpt(trained_run), str(tmp_path / "soup.pt"), "--soup", other])
+    a, b = load_predictor(ckpt(trained_run)), load_predictor(other)
+    ens, soup = load_predictor(tmp_path / "ens.pt"), load_predictor(tmp_path / "soup.pt")
+    x = torch.randn(2, 1, a.image_size, a.image_size)
+    assert not torch.allclose(a.logits(x), b.logits(x), atol=1e-3)
+    assert torch.allclose(ens.logits(x), (a.logits(x) + b.logits(x)) / 2, atol=1e-5)
+    assert (ens.threshold, ens.tta) == (0.3, True)
+    assert torch.load(tmp_path / "ens.pt", weights_only=True)["members"] == 2
+    wa, wb, ws = (p.net.state_dict() for p in (a, b, soup))
+    assert all(torch.allclose(ws[k], (wa[k] + wb[k]) / 2) for k in ws if ws[k].is_floating_point())
+    result = run_cli("tumorseg.evaluate", f"ckpt_path={tmp_path / 'ens.pt'}", f"data_dir={data_dir / 'phantom' / 'val'}",
+                     f"hydra.run.dir={tmp_path / 'e'}")
+    assert result.returncode == 0 and json.loads(result.stdout.strip().splitlines()[-1])["tta"] is True
+
+
+def test_ship_refuses_to_combine_different_models(trained_run, tmp_path):
+    content = torch.load(ckpt(trained_run), weights_only=True)
+    content["hyper_parameters"]["run_config"]["data"]["image_size"] = 32
+    torch.save(content, tmp_path / "small.ckpt")
+    result = run_cli("tumorseg.ship", ckpt(trained_run), str(tmp_path / "out.pt"), "--ensemble", str(tmp_path / "small.ckpt"))
+    assert result.returncode == 2 and "differs from" in result.stderr and "combine runs of one recipe" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out.pt").exists()

@@ -11,7 +11,7 @@ import torch
 
 from tumorseg.errors import UserError
 from tumorseg.hardware import cpu_has_bf16
-from tumorseg.models import UNet
+from tumorseg.models import LogitMean, UNet
 
 log = logging.getLogger("tumorseg")
 
@@ -96,7 +96,7 @@ def predictor_of(ckpt: dict, ckpt_path: str | Path) -> Predictor:
     if not config or "model" not in config or "state_dict" not in ckpt:
         raise UserError(f"{ckpt_path} holds no tumorseg model config: use a checkpoint written by tumorseg.train")
     # The net is rebuilt by name, not by the file's _target_: a checkpoint cannot choose code to run.
-    net = UNet(**{k: v for k, v in config["model"].items() if not k.startswith("_")})
+    net = build_net(config["model"], int(ckpt.get("members") or 1))
     weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     net.load_state_dict(weights)
     data = config["data"]
@@ -105,6 +105,13 @@ def predictor_of(ckpt: dict, ckpt_path: str | Path) -> Predictor:
     return Predictor(net, int(data["image_size"]), float(data["mean"]), float(data["std"]), str(ckpt_path),
                      int(data.get("context_slices") or 0), float(chosen.get("threshold", 0.5)),
                      bool(chosen.get("tta", False)))
+
+
+def build_net(model: dict, members: int = 1) -> torch.nn.Module:
+    """The UNet of a model config; with members > 1, that many of them as one LogitMean ensemble."""
+    def unet():
+        return UNet(**{k: v for k, v in model.items() if not k.startswith("_")})
+    return unet() if members == 1 else LogitMean([unet() for _ in range(members)])
 
 
 def inference_settings(cfg, predictor: Predictor) -> tuple[float, bool]:
