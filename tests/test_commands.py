@@ -303,6 +303,9 @@ def test_ship_ensemble_averages_logits_and_soup_averages_weights(trained_run, da
     result = run_cli("tumorseg.evaluate", f"ckpt_path={tmp_path / 'ens.pt'}", f"data_dir={data_dir / 'phantom' / 'val'}",
                      f"hydra.run.dir={tmp_path / 'e'}")
     assert result.returncode == 0 and json.loads(result.stdout.strip().splitlines()[-1])["tta"] is True
+    result = run_cli("tumorseg.export", f"ckpt_path={tmp_path / 'ens.pt'}", f"output={tmp_path / 'ens.onnx'}",
+                     f"hydra.run.dir={tmp_path / 'x'}")
+    assert result.returncode == 0 and float(result.stdout.strip().splitlines()[-1].rsplit(" ", 1)[1]) < 1e-4
 
 
 def test_ship_refuses_to_combine_different_models(trained_run, tmp_path):
