@@ -37,9 +37,7 @@ SETTINGS = {"fp32 NCHW": (False, False), "fp32 channels_last": (True, False), "b
 COMPILED = " + torch.compile"  # suffix of a training setting whose net is compiled (module.compile=true)
 
 
-def settings(compile_too: bool) -> list[str]:
-    """Training settings to time: every SETTINGS entry, and the channels_last ones compiled too."""
-    return [*SETTINGS, *(f"{s}{COMPILED}" for s in SETTINGS if compile_too and SETTINGS[s][0])]
+COMPILED_SETTINGS = [f"{s}{COMPILED}" for s, (channels_last, _) in SETTINGS.items() if channels_last]
 
 
 def flags(setting: str) -> tuple[bool, bool, bool]:
@@ -275,19 +273,19 @@ def measure(args) -> dict:
         if "train" in parts:
             dm = datamodule(root, args)
             train = {}
-            for setting in settings(args.compile):
-                if setting.endswith(COMPILED) and "peak_rss_mb_train_default" not in results:
-                    results["peak_rss_mb_train_default"] = peak_memory_mb()  # before compiling adds its own
-                try:
-                    train[f"unet {setting}"] = {"lightning": lightning_rate("unet", dm, setting, args),
-                                                "plain": plain_rate("unet", dm, setting, args)}
-                except Exception as err:  # torch.compile needs a compiler toolchain: one missing costs one row
-                    if not setting.endswith(COMPILED):
-                        raise
-                    print(f"  train unet {setting}: failed, left out ({type(err).__name__}: {str(err)[:200]})", flush=True)
-                    continue
+            def time_training(setting: str) -> None:
+                train[f"unet {setting}"] = {"lightning": lightning_rate("unet", dm, setting, args),
+                                            "plain": plain_rate("unet", dm, setting, args)}
                 print(f"  train unet {setting}: {train[f'unet {setting}']}", flush=True)
-            results.setdefault("peak_rss_mb_train_default", peak_memory_mb())
+
+            for setting in SETTINGS:
+                time_training(setting)
+            results["peak_rss_mb_train_default"] = peak_memory_mb()  # before compiling adds its own
+            for setting in COMPILED_SETTINGS if args.compile else []:
+                try:
+                    time_training(setting)
+                except Exception as err:  # torch.compile needs a compiler toolchain: one missing costs one row
+                    print(f"  train unet {setting}: failed, left out ({type(err).__name__}: {str(err)[:200]})", flush=True)
             seed_args = argparse.Namespace(**{**vars(args), "warmup": 1, "steps": args.seed_steps})
             train["unet_seed fp32 NCHW"] = {"lightning": lightning_rate("unet_seed", dm, "fp32 NCHW", seed_args)}
             print(f"  train unet_seed: {train['unet_seed fp32 NCHW']}", flush=True)

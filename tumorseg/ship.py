@@ -36,13 +36,13 @@ def ship(ckpt_path: str | Path, out: str | Path = REFERENCE_MODEL, threshold: fl
     weights = [{k: v.clone() for k, v in c["state_dict"].items() if k.startswith("net.")} for c in ckpts]
     sources = [c.get("source") or {"checkpoint": Path(p).name, "epoch": c.get("epoch"), "global_step": c.get("global_step")}
                for c, p in zip(ckpts, paths)]
-    model = {"state_dict": weights[0], "source": sources[0], **({"members": ckpts[0]["members"]} if "members" in ckpts[0] else {})}
     if ensemble:
         model = {"state_dict": {k.replace("net.", f"net.members.{i}.", 1): v for i, w in enumerate(weights) for k, v in w.items()},
                  "source": {"ensemble": sources}, "members": len(paths)}
     elif soup:
-        model["state_dict"] = {k: mean_of([w[k] for w in weights]) for k in weights[0]}
-        model["source"] = {"soup": sources}
+        model = {"state_dict": {k: mean_of([w[k] for w in weights]) for k in weights[0]}, "source": {"soup": sources}}
+    else:  # one file, possibly an ensemble file re-shipped with other choices
+        model = {"state_dict": weights[0], "source": sources[0], **{k: v for k, v in ckpts[0].items() if k == "members"}}
     out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({**model, "hyper_parameters": {"run_config": ckpts[0]["hyper_parameters"]["run_config"]},
@@ -67,10 +67,11 @@ def check_combinable(ckpts: list[dict], predictors: list, paths: list) -> None:
         config = c["hyper_parameters"]["run_config"]
         return config["model"], p.image_size, p.mean, p.std, p.context_slices
 
+    first = shape(ckpts[0], predictors[0])
     for c, p, path in zip(ckpts, predictors, paths):
         if (c.get("members") or 1) > 1:
             raise UserError(f"{path} is already an ensemble: combine the checkpoints it was made of instead")
-        if shape(c, p) != shape(ckpts[0], predictors[0]):
+        if shape(c, p) != first:
             raise UserError(f"{path} differs from {paths[0]} in its model or input (model config, image size, "
                             f"normalization or context slices): combine runs of one recipe")
 
