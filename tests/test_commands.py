@@ -11,7 +11,8 @@ from PIL import Image
 
 from tests.conftest import run_cli, run_main
 from tumorseg.errors import UserError
-from tumorseg.inference import load_predictor, remove_small
+from tumorseg.inference import load_predictor
+from tumorseg.postprocess import remove_small
 
 EVAL_KEYS = {"dice", "iou", "precision", "recall", "dice_per_slice", "dice_per_subject", "empty_fp_rate", "bce",
              "n_images", "n_subjects", "threshold", "tta", "inference_precision"}
@@ -229,7 +230,7 @@ def test_ship_writes_a_small_weights_only_model_with_the_same_outputs(trained_ru
     assert out.stat().st_size < (trained_run / "checkpoints/last.ckpt").stat().st_size / 2  # no optimizer state
     content = torch.load(out, weights_only=True)
     assert set(content) == {"state_dict", "hyper_parameters", "source", "inference"}
-    assert content["inference"] == {"threshold": 0.5, "tta": False}
+    assert content["inference"] == {"threshold": 0.5, "tta": False, "seed_threshold": 0.0}
     assert all(k.startswith("net.") for k in content["state_dict"])
     result = run_cli("tumorseg.evaluate", f"ckpt_path={out}", f"data_dir={data_dir / 'phantom' / 'val'}",
                      f"hydra.run.dir={tmp_path / 'a'}")

@@ -19,8 +19,10 @@ from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import PARTS, find_pairs
 from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.inference import Predictor, inference_settings, load_predictor, model_path, remove_small, use_precision
+from tumorseg.inference import (Choices, Predictor, inference_settings, load_predictor, model_path, use_device,
+                                use_precision)
 from tumorseg.metrics import SegMetrics
+from tumorseg.postprocess import drop_unseeded, remove_small, slice_index
 
 
 def resolve_folder(data_dir: str | None, split: str | None) -> Path:
@@ -45,13 +47,32 @@ def dataset_for(predictor: Predictor, folder: Path) -> SegDataset:
                       context_slices=predictor.context_slices)
 
 
-def predict_masks(predictor: Predictor, x: torch.Tensor, threshold: float, tta: bool, min_size: int):
-    """Probabilities and post-processed 0/1 masks (N x 1 x H x W) for a normalized batch."""
-    probs = predictor.probabilities(x, tta)
-    masks = (probs > threshold).to(torch.uint8).numpy()
-    if min_size > 1:
-        masks = np.stack([remove_small(m[0], min_size)[None] for m in masks])
-    return probs, torch.from_numpy(masks)
+def by_subject(predictor: Predictor, dataset: SegDataset, batch_size: int, tta: bool):
+    """(dataset positions, probabilities N x 1 x H x W, masks) per subject, in dataset order.
+
+    The net runs in batches that may span subjects; a subject is handed on once all of its
+    slices are through (a subject's slices are consecutive in the dataset: sorted by path).
+    """
+    ids = np.asarray(dataset.subject_ids)
+    starts = [0, *(np.flatnonzero(np.diff(ids)) + 1).tolist(), len(ids)]
+    bounds = list(zip(starts[:-1], starts[1:]))
+    probs, truth, offset = [], [], 0  # offset: dataset position of the first pending slice
+    for x, y, _ in DataLoader(dataset, batch_size=batch_size):
+        probs.append(predictor.probabilities(x, tta))
+        truth.append(y)
+        pending_p, pending_y = torch.cat(probs), torch.cat(truth)
+        while bounds and bounds[0][1] <= offset + len(pending_p):
+            start, end = bounds.pop(0)
+            yield range(start, end), pending_p[:end - offset], pending_y[:end - offset]
+            pending_p, pending_y, offset = pending_p[end - offset:], pending_y[end - offset:], end
+        probs, truth = [pending_p], [pending_y]
+
+
+def final_masks(probs: np.ndarray, numbers: list[int | None], choices: Choices, min_size: int) -> np.ndarray:
+    """0/1 masks (N x H x W, uint8) of one subject's probabilities: seeded 3D regions, threshold, small components."""
+    probs = drop_unseeded(probs, numbers, choices.threshold, choices.seed_threshold)
+    masks = (probs > choices.threshold).astype(np.uint8)
+    return np.stack([remove_small(m, min_size) for m in masks]) if min_size > 1 else masks
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -60,22 +81,26 @@ def evaluate(cfg: DictConfig) -> dict:
     predictor = load_predictor(ckpt_path)
     folder = resolve_folder(cfg.data_dir, cfg.split)
     dataset = dataset_for(predictor, folder)
-    threshold, tta = inference_settings(cfg, predictor)
+    choices = inference_settings(cfg, predictor)
+    device = use_device(cfg, predictor)
     precision = use_precision(cfg, predictor)
     metric, bce_sum = SegMetrics(threshold=0.5), 0.0
-    for x, y, subject in DataLoader(dataset, batch_size=cfg.batch_size):
-        probs, masks = predict_masks(predictor, x, threshold, tta, cfg.postprocess.min_size)
+    for positions, probs, y in by_subject(predictor, dataset, cfg.batch_size, choices.tta):
+        numbers = [slice_index(dataset.samples[i].image) for i in positions]
+        masks = final_masks(probs[:, 0].numpy(), numbers, choices, cfg.postprocess.min_size)
         bce_sum += float(F.binary_cross_entropy(probs, y, reduction="sum"))
-        metric.update(masks.float(), y, subject)
+        metric.update(torch.from_numpy(masks)[:, None].float(), y, torch.tensor([dataset.subject_ids[i] for i in positions]))
     values = {k: float(v) for k, v in metric.compute().items()}
     result = {
         **{k: None if np.isnan(v) else round(v, 6) for k, v in values.items() if not k.startswith("n_")},
         "bce": round(bce_sum / max(1, len(dataset) * predictor.image_size**2), 6),
         "n_images": int(values["n_images"]),
         "n_subjects": int(values["n_subjects"]),
-        "threshold": threshold,
-        "tta": tta,
+        "threshold": choices.threshold,
+        "tta": choices.tta,
+        "seed_threshold": choices.seed_threshold,
         "inference_precision": precision,  # "precision" is the metric
+        "device": device,
         "min_size": int(cfg.postprocess.min_size),
         "data_dir": str(folder),
         "ckpt_path": str(ckpt_path),
@@ -91,6 +116,7 @@ def print_table(result: dict) -> None:
     console = Console(width=120)
     console.print(f"{result['data_dir']}: {result['n_images']} slices, {result['n_subjects']} subjects, "
                   f"threshold {result['threshold']}, flip TTA {'on' if result['tta'] else 'off'}, "
+                  f"3D seed {result['seed_threshold'] if result['seed_threshold'] > result['threshold'] else 'off'}, "
                   f"{'bf16' if result['inference_precision'] == 'bf16' else 'fp32'}")
     table = Table()
     table.add_column("metric")

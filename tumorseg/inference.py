@@ -4,8 +4,8 @@ import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-import cv2
 import numpy as np
 import torch
 
@@ -31,7 +31,9 @@ class Predictor:
     context_slices: int = 0
     threshold: float = 0.5  # the model file's own choices (python -m tumorseg.ship --threshold --tta)
     tta: bool = False
+    seed_threshold: float = 0.0  # 3D seeded regions (tumorseg.postprocess); <= threshold: off
     bf16: bool = False  # bf16 autocast (use_precision)
+    device: torch.device = torch.device("cpu")  # where the net runs (use_device); inputs and outputs stay on the CPU
 
     @property
     def channels(self) -> int:
@@ -46,9 +48,10 @@ class Predictor:
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         # channels_last: 1.6x the images/s of NCHW in fp32 on CPU, same numbers (experiments/BENCHMARKS.md)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+        x = x.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             out = self.net(x.contiguous(memory_format=torch.channels_last))
-        return out.float().contiguous()
+        return out.float().cpu().contiguous()
 
     def probabilities(self, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
         """Sigmoid probabilities; with tta, averaged with the left-right flipped input's."""
@@ -104,7 +107,7 @@ def predictor_of(ckpt: dict, ckpt_path: str | Path) -> Predictor:
     chosen = ckpt.get("inference") or {}
     return Predictor(net, int(data["image_size"]), float(data["mean"]), float(data["std"]), str(ckpt_path),
                      int(data.get("context_slices") or 0), float(chosen.get("threshold", 0.5)),
-                     bool(chosen.get("tta", False)))
+                     bool(chosen.get("tta", False)), float(chosen.get("seed_threshold", 0.0)))
 
 
 def build_net(model: dict, members: int = 1) -> torch.nn.Module:
@@ -114,38 +117,57 @@ def build_net(model: dict, members: int = 1) -> torch.nn.Module:
     return unet() if members == 1 else LogitMean([unet() for _ in range(members)])
 
 
-def inference_settings(cfg, predictor: Predictor) -> tuple[float, bool]:
-    """threshold and tta: the command's when set, else the model file's (0.5 and no TTA unless shipped so)."""
+class Choices(NamedTuple):
+    """The evaluation choices in force: pixel threshold, flip TTA, 3D seed threshold (<= threshold: off)."""
+
+    threshold: float
+    tta: bool
+    seed_threshold: float
+
+
+def inference_settings(cfg, predictor: Predictor) -> Choices:
+    """threshold, tta and postprocess.seed_threshold: the command's when set, else the model file's."""
     threshold = predictor.threshold if cfg.get("threshold") is None else float(cfg.threshold)
     tta = predictor.tta if cfg.get("tta") is None else bool(cfg.tta)
-    return threshold, tta
+    seed = cfg.get("postprocess", {}).get("seed_threshold")
+    seed = predictor.seed_threshold if seed is None else float(seed)
+    if not 0 <= seed <= 1:
+        raise UserError(f"postprocess.seed_threshold={seed} must be between 0 (off) and 1: e.g. 0.7")
+    return Choices(threshold, tta, seed)
 
 
 PRECISIONS = ("auto", "32", "bf16")
 
 
 def use_precision(cfg, predictor: Predictor) -> str:
-    """Set predictor.bf16 from cfg.precision (auto: bf16 on CPUs with bf16 instructions); returns "bf16" or "32"."""
+    """Set predictor.bf16 from cfg.precision (auto: bf16 on GPUs and CPUs with bf16 arithmetic); returns "bf16" or "32"."""
     precision = str(cfg.get("precision") or "auto")
     if precision not in PRECISIONS:
         raise UserError(f"precision={precision} is not one of {', '.join(PRECISIONS)}: "
                         f"auto (bf16 where the CPU has bf16 instructions), 32 or bf16")
     # bf16 gives the same Dice to 0.001 on the real val and held-out subjects, at 2.2x the images/s in the benchmark
     # on a CPU with avx512_bf16 (experiments/lung/inference-bf16.md).
-    predictor.bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
+    native = torch.cuda.is_bf16_supported() if predictor.device.type == "cuda" else cpu_has_bf16()
+    predictor.bf16 = precision == "bf16" or (precision == "auto" and native)
     return "bf16" if predictor.bf16 else "32"
 
 
-def remove_small(mask: np.ndarray, min_size: int) -> np.ndarray:
-    """Drop connected components (8-connected) smaller than min_size pixels from a 0/1 mask."""
-    if min_size <= 1 or not mask.any():
-        return mask
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    keep = np.zeros(n, bool)
-    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_size
-    return keep[labels].astype(mask.dtype)
-
-
-def count_components(mask: np.ndarray) -> int:
-    """Number of 8-connected components in a 0/1 mask."""
-    return cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1
+def use_device(cfg, predictor: Predictor) -> str:
+    """Move the net to cfg.device (auto: the first CUDA GPU if there is one, else the CPU); returns its name."""
+    name = str(cfg.get("device") or "auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise UserError(f"device={name} is not one of auto, cpu, cuda, cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device={name}: no CUDA GPU is visible to PyTorch here; use device=cpu (or auto)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"device={name}: this machine has {torch.cuda.device_count()} GPU(s), cuda:0 to "
+                        f"cuda:{torch.cuda.device_count() - 1}")
+    predictor.net.to(device)
+    predictor.device = device
+    return str(device)

@@ -12,15 +12,16 @@ import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from rich.progress import track
+from rich.progress import Progress
 
 from tumorseg.data.context import context_table
 from tumorseg.data.decode import read_gray
 from tumorseg.data.layout import IMAGE_EXTS
 from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.inference import (Predictor, count_components, inference_settings, load_predictor, model_path,
-                                remove_small, use_precision)
+from tumorseg.inference import (Choices, Predictor, inference_settings, load_predictor, model_path, use_device,
+                                use_precision)
+from tumorseg.postprocess import count_components, drop_unseeded, remove_small, slice_index
 from tumorseg.pictures import overlay, save_rgb
 
 FIELDS = ("path", "tumor_pixels", "tumor_fraction", "max_probability", "components")
@@ -101,41 +102,61 @@ class ModelInputs:
         return np.stack([own if (n := self.neighbour(int(j))) is None else n for j in self.table[i]])
 
 
+def by_folder(files: list[Path]) -> list[list[int]]:
+    """Positions of files grouped by folder (a subject: its slices are post-processed together), in order."""
+    groups: dict[Path, list[int]] = {}
+    for i, f in enumerate(files):
+        groups.setdefault(f.parent, []).append(i)
+    return list(groups.values())
+
+
 def predict(cfg: DictConfig) -> tuple[Path, list[dict], list[str]]:
     """Write masks/, overlays/ and summary.csv; return (output dir, rows, failures)."""
     predictor = load_predictor(model_path(cfg))
-    threshold, tta = inference_settings(cfg, predictor)
+    choices = inference_settings(cfg, predictor)
+    use_device(cfg, predictor)
     use_precision(cfg, predictor)
     base, files = find_images(cfg.input)
     inputs = ModelInputs(predictor, files, cfg.max_pixels)
     out = Path(cfg.output or cfg.paths.output_dir).expanduser()
     rows, failures = [], []
-    batches = [range(i, min(i + cfg.batch_size, len(files))) for i in range(0, len(files), cfg.batch_size)]
-    for batch in track(batches, description=f"predicting {len(files)} images", transient=True):
-        grays = []
-        for i in batch:
-            try:
-                grays.append((files[i], read_gray(files[i], cfg.max_pixels), i))
-            except UserError as err:
-                failures.append(str(files[i]))
-                print(f"error: {err}", file=sys.stderr, flush=True)
-        if not grays:
-            continue
-        x = predictor.to_tensor([inputs(i, g) for _, g, i in grays])
-        probs = predictor.probabilities(x, tta)[:, 0].numpy()
-        for (path, gray, _), prob in zip(grays, probs):
-            mask, row = predict_one(gray, prob, threshold, cfg.postprocess.min_size)
-            rel = path.relative_to(base).with_suffix(".png")
-            (out / "masks" / rel).parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(out / "masks" / rel), mask * 255)
-            save_rgb(out / "overlays" / rel, overlay(gray, mask, truth_beside(path)))
-            rows.append({"path": str(path.relative_to(base)), **row})
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"predicting {len(files)} images", total=len(files))
+        for group in by_folder(files):
+            rows += predict_folder(cfg, predictor, choices, inputs, [(i, files[i]) for i in group], base, out, failures)
+            progress.advance(task, len(group))
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "summary.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(rows)
     return out, rows, failures
+
+
+def predict_folder(cfg: DictConfig, predictor: Predictor, choices: Choices, inputs: ModelInputs, group: list[tuple[int, Path]],
+                   base: Path, out: Path, failures: list[str]) -> list[dict]:
+    """Masks and overlays of one folder's files (a subject: post-processed together); their summary rows."""
+    read, rows = [], []  # (file, gray, position) of the readable files
+    for i, path in group:
+        try:
+            read.append((path, read_gray(path, cfg.max_pixels), i))
+        except UserError as err:
+            failures.append(str(path))
+            print(f"error: {err}", file=sys.stderr, flush=True)
+    if not read:
+        return rows
+    batches = [read[k:k + cfg.batch_size] for k in range(0, len(read), cfg.batch_size)]
+    probs = np.concatenate([predictor.probabilities(predictor.to_tensor([inputs(i, g) for _, g, i in batch]),
+                                                    choices.tta)[:, 0].numpy() for batch in batches])
+    probs = drop_unseeded(probs, [slice_index(f) for f, _, _ in read], choices.threshold, choices.seed_threshold)
+    for (path, gray, _), prob in zip(read, probs):
+        mask, row = predict_one(gray, prob, choices.threshold, cfg.postprocess.min_size)
+        rel = path.relative_to(base).with_suffix(".png")
+        (out / "masks" / rel).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(out / "masks" / rel), mask * 255)
+        save_rgb(out / "overlays" / rel, overlay(gray, mask, truth_beside(path)))
+        rows.append({"path": str(path.relative_to(base)), **row})
+    return rows
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")

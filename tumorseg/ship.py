@@ -1,11 +1,11 @@
 """Turn a training checkpoint into a small model file: the net's weights and the run config only.
 
-    python -m tumorseg.ship CKPT [OUT] [--threshold 0.3] [--tta]   (OUT: the reference model's place)
+    python -m tumorseg.ship CKPT [OUT] [--threshold 0.3] [--tta] [--seed-threshold 0.7]   (OUT: the reference model's place)
     python -m tumorseg.ship CKPT OUT --ensemble CKPT2 [...]        (logits of several runs averaged)
     python -m tumorseg.ship CKPT OUT --soup CKPT2 [...]            (weights of several runs averaged)
 
---threshold and --tta store the evaluation choices made for this model on held-out subjects: `evaluate`
-and `predict` use them unless the command sets threshold= or tta= itself. CKPT may also be a
+--threshold, --tta and --seed-threshold store the evaluation choices made for this model on held-out subjects: `evaluate`
+and `predict` use them unless the command sets threshold=, tta= or postprocess.seed_threshold= itself. CKPT may also be a
 model file written by ship (to change those choices).
 
 The file loads with torch.load(weights_only=True) (tensors and plain data, no pickled code), and
@@ -22,10 +22,12 @@ from tumorseg.inference import REFERENCE_MODEL, load_checkpoint, load_predictor,
 
 
 def ship(ckpt_path: str | Path, out: str | Path = REFERENCE_MODEL, threshold: float = 0.5, tta: bool = False,
-         ensemble: list[str | Path] = (), soup: list[str | Path] = ()) -> Path:
+         ensemble: list[str | Path] = (), soup: list[str | Path] = (), seed_threshold: float = 0.0) -> Path:
     """Write the slim model file (of ckpt_path alone, or combined with the ensemble or soup checkpoints); check it."""
     if not 0 < threshold < 1:
         raise UserError(f"--threshold {threshold} must be between 0 and 1: e.g. --threshold 0.3")
+    if not 0 <= seed_threshold <= 1:
+        raise UserError(f"--seed-threshold {seed_threshold} must be between 0 (off) and 1: e.g. --seed-threshold 0.7")
     if ensemble and soup:
         raise UserError("--ensemble and --soup cannot be combined: choose one")
     paths = [ckpt_path, *(ensemble or soup)]
@@ -46,7 +48,7 @@ def ship(ckpt_path: str | Path, out: str | Path = REFERENCE_MODEL, threshold: fl
     out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({**model, "hyper_parameters": {"run_config": ckpts[0]["hyper_parameters"]["run_config"]},
-                "inference": {"threshold": threshold, "tta": tta}}, out)
+                "inference": {"threshold": threshold, "tta": tta, "seed_threshold": seed_threshold}}, out)
     after = load_predictor(out)
     x = torch.randn(2, after.channels, after.image_size, after.image_size, generator=torch.Generator().manual_seed(0))
     if not soup and not torch.allclose(torch.stack([b.logits(x) for b in befores]).mean(0), after.logits(x), atol=1e-5):
@@ -83,12 +85,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", nargs="?", default=str(REFERENCE_MODEL), help="the model file to write")
     parser.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is tumor")
     parser.add_argument("--tta", action="store_true", help="average with the left-right flipped prediction")
+    parser.add_argument("--seed-threshold", type=float, default=0.0, metavar="P",
+                        help="keep a predicted 3D region only if it holds a pixel above P (0: off)")
     parser.add_argument("--ensemble", nargs="+", default=[], metavar="CKPT",
                         help="more checkpoints of the same recipe: the file holds all nets, their logits averaged")
     parser.add_argument("--soup", nargs="+", default=[], metavar="CKPT",
                         help="more checkpoints of the same recipe: one net with their weights averaged")
     args = parser.parse_args(argv)
-    out = ship(args.ckpt, args.out, args.threshold, args.tta, args.ensemble, args.soup)
+    out = ship(args.ckpt, args.out, args.threshold, args.tta, args.ensemble, args.soup, args.seed_threshold)
     print(f"written: {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -10,14 +10,16 @@ from pathlib import Path
 import numpy as np
 
 from tumorseg.errors import UserError
+from tumorseg.postprocess import slice_index
 
 
 def slice_number(path: Path) -> int:
     """The slice index a file name stands for (.../Subject_3/117.png -> 117)."""
-    if not path.stem.isdigit():
+    number = slice_index(path)
+    if number is None:
         raise UserError(f"{path}: data.context_slices needs files named by their slice index "
                         f"(e.g. 117.png); rename the slices or set data.context_slices=0")
-    return int(path.stem)
+    return number
 
 
 def context_table(files: Sequence[tuple[str, Path]], context_slices: int) -> np.ndarray:

@@ -1,0 +1,102 @@
+"""Post-processing: 3D seeded regions across neighbouring slices, in evaluate, predict and ship."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import run_cli
+from tumorseg.postprocess import drop_unseeded, runs_of_slices, seeded_regions
+
+
+def blob(probs: np.ndarray, k: int, y: int, x: int, p: float) -> None:
+    probs[k, y:y + 3, x:x + 3] = p
+
+
+def test_runs_follow_slice_indices_not_file_order():
+    assert runs_of_slices([10, 11, 13, None, 12, 20]) == [[3], [0, 1, 4, 2], [5]]
+    assert runs_of_slices([None, None]) == [[0], [1]]
+
+
+def test_weak_pixels_survive_only_beside_a_confident_one_on_a_neighbouring_slice():
+    probs = np.zeros((4, 16, 16), np.float32)
+    blob(probs, 0, 2, 2, 0.95)   # slice 5: confident
+    blob(probs, 1, 4, 4, 0.4)    # slice 6: weak, touches slice 5's blob by a corner across slices
+    blob(probs, 3, 4, 4, 0.4)    # slice 8: weak, its neighbour 7 is not in the data
+    blob(probs, 0, 10, 10, 0.4)  # slice 5: weak, apart from everything
+    keep = seeded_regions(probs, [5, 6, 9, 8], threshold=0.3, seed=0.9)
+    assert keep[0, 2:5, 2:5].all() and keep[1, 4:7, 4:7].all()
+    assert not keep[3].any() and not keep[0, 10:13, 10:13].any()
+    assert keep.sum() == 18
+    dropped = drop_unseeded(probs, [5, 6, 9, 8], 0.3, 0.9)
+    assert (dropped[keep] == probs[keep]).all() and (dropped[~keep] == 0).all()
+    # the same slices unnumbered are each their own stack: slice 6's weak blob goes too
+    assert seeded_regions(probs, [None] * 4, 0.3, 0.9).sum() == 9
+
+
+def test_a_seed_at_or_below_the_threshold_changes_nothing():
+    probs = np.random.default_rng(0).random((3, 8, 8)).astype(np.float32)
+    assert drop_unseeded(probs, [1, 2, 3], 0.3, 0.3) is probs
+    assert drop_unseeded(probs, [1, 2, 3], 0.3, 0.0) is probs
+
+
+def evaluate(tmp_path, name, *args):
+    result = run_cli("tumorseg.evaluate", *args, f"hydra.run.dir={tmp_path / name}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_evaluate_with_seeds_is_the_same_whatever_the_batches(trained_run, data_dir, tmp_path):
+    ckpt, val = trained_run / "checkpoints/last.ckpt", data_dir / "phantom/val"
+    common = (f"ckpt_path={ckpt}", f"data_dir={val}", "precision=32")
+    plain = evaluate(tmp_path, "plain", *common)
+    off = evaluate(tmp_path, "off", *common, "postprocess.seed_threshold=0")
+    assert {k: v for k, v in off.items()} == plain
+    # batches of 3 split the 8 slices of each subject across batches; batches of 64 hold both subjects
+    small = evaluate(tmp_path, "small", *common, "postprocess.seed_threshold=0.9", "batch_size=3")
+    large = evaluate(tmp_path, "large", *common, "postprocess.seed_threshold=0.9", "batch_size=64")
+    assert small["seed_threshold"] == 0.9 and small["n_images"] == 16
+    assert {k: v for k, v in small.items()} == {k: v for k, v in large.items()}
+    assert small["recall"] <= plain["recall"]  # only removes pixels
+    nothing = evaluate(tmp_path, "nothing", *common, "postprocess.seed_threshold=1")  # no pixel is above 1
+    assert nothing["recall"] == 0 and nothing["precision"] == 0
+    bad = run_cli("tumorseg.evaluate", *common, "postprocess.seed_threshold=1.5", f"hydra.run.dir={tmp_path / 'bad'}")
+    assert bad.returncode == 2 and "postprocess.seed_threshold=1.5 must be between 0 (off) and 1" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_predict_applies_the_model_files_seed_per_folder(trained_run, data_dir, tmp_path):
+    from tumorseg.ship import main as ship_main
+
+    model = tmp_path / "seeded.pt"
+    ship_main([str(trained_run / "checkpoints/last.ckpt"), str(model), "--seed-threshold", "1"])
+    assert torch.load(model, weights_only=True)["inference"]["seed_threshold"] == 1.0
+
+    def pixels(name, *args):
+        result = run_cli("tumorseg.predict", f"ckpt_path={model}", f"input={data_dir / 'phantom/val'}",
+                         f"output={tmp_path / name}", f"hydra.run.dir={tmp_path / name}", *args)
+        assert result.returncode == 0, result.stderr[-2000:]
+        with open(tmp_path / name / "summary.csv") as fh:
+            rows = list(csv.DictReader(fh))
+        assert len(rows) == 16
+        return sum(int(r["tumor_pixels"]) for r in rows)
+
+    assert pixels("seeded") == 0  # the file's seed: no pixel is above 1
+    assert pixels("off", "postprocess.seed_threshold=0") > 0
+    assert evaluate(tmp_path, "ev", f"ckpt_path={model}", f"data_dir={data_dir / 'phantom/val'}")["seed_threshold"] == 1.0
+    result = run_cli("tumorseg.ship", str(model), str(tmp_path / "bad.pt"), "--seed-threshold", "2")
+    assert result.returncode == 2 and "--seed-threshold 2.0 must be between 0 (off) and 1" in result.stderr
+
+
+def test_evaluate_runs_where_it_is_told_and_refuses_a_missing_gpu(trained_run, data_dir, tmp_path):
+    common = (f"ckpt_path={trained_run / 'checkpoints/last.ckpt'}", f"data_dir={data_dir / 'phantom/val'}")
+    assert evaluate(tmp_path, "cpu", *common, "device=cpu")["device"] == "cpu"
+    for device, message in (("tpu", "device=tpu is not one of auto, cpu, cuda, cuda:N"),
+                            ("cuda:7", "device=cuda:7: ")):
+        if device == "cuda:7" and torch.cuda.device_count() > 7:
+            continue
+        result = run_cli("tumorseg.evaluate", *common, f"device={device}", f"hydra.run.dir={tmp_path / device}")
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+        assert len(result.stderr.strip().splitlines()) == 1
