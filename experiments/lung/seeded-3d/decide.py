@@ -27,6 +27,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--copy", type=Path, help="copy the metrics.json files used here into this folder")
     args = parser.parse_args()
+    if args.copy:
+        args.copy.mkdir(parents=True, exist_ok=True)
+        for path in RUNS.glob("*/metrics.json"):
+            shutil.copy(path, args.copy / f"{path.parent.name}.json")
     head = "| threshold, seed | Dice | per subject | per slice | precision | recall | empty FP rate |\n|---|---|---|---|---|---|---|"
     for fold in (0, 1, 2):
         print(f"\nfold {fold}\n{head}")
@@ -53,10 +57,6 @@ def main() -> None:
     kept = gain >= 0.005 and loss <= 0.005
     print(f"fold 2: per subject {cand['dice_per_subject']:.4f} vs {base['dice_per_subject']:.4f} ({gain:+.4f}, needs >= +0.005); "
           f"Dice {cand['dice']:.4f} vs {base['dice']:.4f} ({-loss:+.4f}, needs >= -0.005) -> {'KEPT' if kept else 'NOT KEPT'}")
-    if args.copy:
-        args.copy.mkdir(parents=True, exist_ok=True)
-        for path in RUNS.glob("*/metrics.json"):
-            shutil.copy(path, args.copy / f"{path.parent.name}.json")
 
 
 if __name__ == "__main__":
