@@ -56,15 +56,18 @@ def by_subject(predictor: Predictor, dataset: SegDataset, batch_size: int, tta: 
     ids = np.asarray(dataset.subject_ids)
     starts = [0, *(np.flatnonzero(np.diff(ids)) + 1).tolist(), len(ids)]
     bounds = list(zip(starts[:-1], starts[1:]))
-    probs, truth, offset = [], [], 0  # offset: dataset position of the first pending slice
+    probs, truth, offset, count = [], [], 0, 0  # offset: dataset position of the first of `count` pending slices
     for x, y, _ in DataLoader(dataset, batch_size=batch_size):
         probs.append(predictor.probabilities(x, tta))
         truth.append(y)
+        count += len(x)
+        if bounds[0][1] > offset + count:  # the subject is not complete yet: concatenate once it is
+            continue
         pending_p, pending_y = torch.cat(probs), torch.cat(truth)
-        while bounds and bounds[0][1] <= offset + len(pending_p):
+        while bounds and bounds[0][1] <= offset + count:
             start, end = bounds.pop(0)
             yield range(start, end), pending_p[:end - offset], pending_y[:end - offset]
-            pending_p, pending_y, offset = pending_p[end - offset:], pending_y[end - offset:], end
+            pending_p, pending_y, count, offset = pending_p[end - offset:], pending_y[end - offset:], count - (end - offset), end
         probs, truth = [pending_p], [pending_y]
 
 
