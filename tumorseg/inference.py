@@ -144,7 +144,7 @@ def use_precision(cfg, predictor: Predictor) -> str:
     precision = str(cfg.get("precision") or "auto")
     if precision not in PRECISIONS:
         raise UserError(f"precision={precision} is not one of {', '.join(PRECISIONS)}: "
-                        f"auto (bf16 where the CPU has bf16 instructions), 32 or bf16")
+                        f"auto (bf16 on a GPU or where the CPU has bf16 instructions), 32 or bf16")
     # bf16 gives the same Dice to 0.001 on the real val and held-out subjects, at 2.2x the images/s in the benchmark
     # on a CPU with avx512_bf16 (experiments/lung/inference-bf16.md).
     native = torch.cuda.is_bf16_supported() if predictor.device.type == "cuda" else cpu_has_bf16()
