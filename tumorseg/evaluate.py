@@ -48,7 +48,7 @@ def dataset_for(predictor: Predictor, folder: Path) -> SegDataset:
 
 
 def by_subject(predictor: Predictor, dataset: SegDataset, batch_size: int, tta: bool):
-    """(dataset positions, probabilities N x 1 x H x W, masks) per subject, in dataset order.
+    """(dataset positions, probabilities N x 1 x H x W, true masks N x 1 x H x W) per subject, in dataset order.
 
     The net runs in batches that may span subjects; a subject is handed on once all of its
     slices are through (a subject's slices are consecutive in the dataset: sorted by path).
