@@ -13,7 +13,8 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
                                      "train_gflops_share_of_matmul", "data_all_over_train_step",
                                      "inference_best_images_per_s_b16"}
     assert set(results["data_images_per_s"]) == {"none", "flip", "rotate", "elastic", "all"}
-    assert {"eager fp32 NCHW", "eager bf16 channels_last", "ONNX Runtime fp32"} <= set(results["inference"])
+    expected = {"eager fp32 NCHW", "eager bf16 channels_last", "ONNX Runtime fp32", "ONNX Runtime int8"}
+    assert expected <= set(results["inference"])
     table = (tmp_path / "BENCHMARKS-quick.md").read_text()
     assert "## Targets" in table and "Lightning/plain" in table
     assert all(v > 0 for v in results["train_images_per_s"]["unet fp32 NCHW"].values())

@@ -43,3 +43,19 @@ def test_model_card_quotes_the_recorded_evaluation_and_the_shipped_config():
     assert re.search(rf"\b{config['trainer']['max_epochs']} epochs\b", card)
     assert config["loss"]["_target_"].rsplit(".", 1)[-1] in card  # the loss it was trained with
     assert "not a medical device" in card
+
+
+def test_shipped_int8_export_is_the_reference_model_in_int8():
+    from tumorseg.onnx_model import OnnxNet
+
+    int8_file = REFERENCE_MODEL.with_name("lung_unet.int8.onnx")
+    assert int8_file.stat().st_size <= 5 * 1024 * 1024
+    ours, theirs = load_predictor(int8_file), load_predictor(REFERENCE_MODEL)
+    assert isinstance(ours.net, OnnxNet) and ours.net.precision == "int8"
+    assert (ours.image_size, ours.mean, ours.std, ours.threshold, ours.tta, ours.context_slices) == (
+        theirs.image_size, theirs.mean, theirs.std, theirs.threshold, theirs.tta, theirs.context_slices)
+    x = torch.randn(2, 1, ours.image_size, ours.image_size, generator=torch.Generator().manual_seed(0))
+    gap = (ours.probabilities(x) - theirs.probabilities(x)).abs()
+    assert 0 < gap.mean() < 0.01  # int8 rounding of the same net, not another one
+    recorded = json.loads((REPO / "experiments/lung/inference-int8/eval/shipped-val-int8.json").read_text())
+    assert recorded["inference_precision"] == "int8" and f"{recorded['dice_per_subject']:.3f}" in CARD.read_text()

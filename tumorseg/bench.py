@@ -21,6 +21,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
@@ -28,6 +29,8 @@ from hydra.utils import instantiate
 from tumorseg import CONF_DIR
 from tumorseg.data import SegDataModule, generate_phantom
 from tumorseg.export import export_onnx
+from tumorseg.hardware import cpu_has_bf16, cpu_has_vnni
+from tumorseg.onnx_model import OnnxNet, quantize_int8
 from tumorseg.module import SegModule
 
 PARTS = ("train", "data", "infer")
@@ -52,7 +55,8 @@ def machine() -> dict:
     if Path("/proc/cpuinfo").is_file():
         cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), cpu)
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "python": platform.python_version(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_bf16": cpu_has_bf16(),
+            "cpu_int8_vnni": cpu_has_vnni(), "python": platform.python_version(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
@@ -208,9 +212,13 @@ def inference_rates(args, tmp: Path) -> dict[str, dict[str, float]]:
 
     provider = "CUDAExecutionProvider" if DEVICE == "cuda" else "CPUExecutionProvider"
     if provider in ort.get_available_providers():  # the plain onnxruntime wheel has no CUDA provider
-        session = ort.InferenceSession(str(export_onnx(copy_of(False, "cpu"), (1, size, size), tmp / "model.onnx")),
-                                       providers=[provider])
+        fp32 = export_onnx(copy_of(False, "cpu"), (1, size, size), tmp / "model.onnx")
+        session = ort.InferenceSession(str(fp32), providers=[provider])
         runners["ONNX Runtime fp32"] = lambda x: session.run(None, {"image": x.cpu().numpy()})
+        if DEVICE == "cpu":  # the int8 kernels are the CPU's (VNNI); the ranges of random input do for timing
+            calibration = [np.random.default_rng(i).standard_normal((8, 1, size, size), np.float32) for i in range(2)]
+            int8 = OnnxNet(quantize_int8(fp32, tmp / "model.int8.onnx", calibration), "int8")
+            runners["ONNX Runtime int8"] = lambda x: int8(x.cpu())
     out = {}
     for name, run in runners.items():
         try:
@@ -323,8 +331,9 @@ def summarize(r: dict) -> dict:
 
 def markdown(r: dict, command: str) -> str:
     m = r["machine"]
+    extras = "".join(name for key, name in (("cpu_bf16", ", bf16"), ("cpu_int8_vnni", ", VNNI")) if m.get(key))
     lines = ["# Benchmarks\n", f"Command: `{command}`  ", f"Machine: {m['cpu']}, {m['cores']} cores "
-             f"({m['cpu_capability']}), torch {m['torch']}, GPU: {m['gpu'] or 'none'}  ",
+             f"({m['cpu_capability']}{extras}), torch {m['torch']}, GPU: {m['gpu'] or 'none'}  ",
              f"Batch {r['args']['batch_size']}, {r['args']['image_size']}x{r['args']['image_size']}; "
              f"default training setting: {r['default_setting']}\n",
              f"Matmul {r['args']['matmul_n']}²: fp32 {r['matmul_gflops']['fp32']:.0f} GFLOP/s, "

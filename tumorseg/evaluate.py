@@ -120,7 +120,7 @@ def print_table(result: dict) -> None:
     console.print(f"{result['data_dir']}: {result['n_images']} slices, {result['n_subjects']} subjects, "
                   f"threshold {result['threshold']}, flip TTA {'on' if result['tta'] else 'off'}, "
                   f"3D seed {result['seed_threshold'] if result['seed_threshold'] > result['threshold'] else 'off'}, "
-                  f"{'bf16' if result['inference_precision'] == 'bf16' else 'fp32'}")
+                  f"{'fp32' if result['inference_precision'] == '32' else result['inference_precision']}")
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")

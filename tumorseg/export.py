@@ -1,6 +1,9 @@
-"""Export a checkpoint to ONNX (dynamic batch) and check it against PyTorch with ONNX Runtime.
+"""Export a checkpoint to ONNX (dynamic batch), optionally int8, and check it against PyTorch with ONNX Runtime.
 
     python -m tumorseg.export ckpt_path=CKPT output=model.onnx
+    python -m tumorseg.export output=model.int8.onnx quantize=int8 calibration_dir=<data>/train
+
+The file carries the model's preprocessing and evaluation choices: evaluate and predict run it (ckpt_path=model.onnx).
 """
 
 import warnings
@@ -13,7 +16,8 @@ from omegaconf import DictConfig
 
 from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.inference import load_predictor, model_path
+from tumorseg.inference import Predictor, export_metadata, load_predictor, model_path
+from tumorseg.onnx_model import OnnxNet, for_export, quantize_int8, write_metadata
 
 
 def export_onnx(net: torch.nn.Module, shape: tuple[int, int, int], out: Path, opset: int = 17) -> Path:
@@ -23,37 +27,88 @@ def export_onnx(net: torch.nn.Module, shape: tuple[int, int, int], out: Path, op
     with warnings.catch_warnings():  # the TorchScript exporter is deprecated, and still the one that needs no extras
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            net.eval(), (example,), str(out), dynamo=False, opset_version=opset,
+            for_export(net.eval()), (example,), str(out), dynamo=False, opset_version=opset,
             input_names=["image"], output_names=["logits"],
             dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
         )
     return out
 
 
-def export(cfg: DictConfig) -> tuple[Path, float]:
-    """Write the ONNX model; return (path, max |onnx - torch| of the logits on random input)."""
+def calibration_batches(predictor: Predictor, folder: str | None, slices: int, batch: int = 8) -> list[np.ndarray]:
+    """Normalized inputs of `slices` slices spread evenly over folder (images/ and masks/), in batches."""
+    from tumorseg.evaluate import dataset_for, resolve_folder  # evaluate's reading of a folder, neighbours included
+
+    if not folder:
+        raise UserError("quantize=int8 needs calibration_dir=<data>/train: slices like those the model was trained on "
+                        "set the int8 ranges")
+    dataset = dataset_for(predictor, resolve_folder(folder, None))
+    picks = np.unique(np.linspace(0, len(dataset) - 1, min(slices, len(dataset))).round().astype(int))
+    inputs = np.stack([dataset[int(i)][0].numpy() for i in picks])
+    return [inputs[i:i + batch] for i in range(0, len(inputs), batch)]
+
+
+def mask_agreement(a: np.ndarray, b: np.ndarray, threshold: float) -> float:
+    """Dice between the masks of two logit arrays at a probability threshold (1.0 when both are empty)."""
+    cut = float(np.log(threshold / (1 - threshold)))
+    ma, mb = a > cut, b > cut
+    total = int(ma.sum() + mb.sum())
+    return 1.0 if total == 0 else 2 * int((ma & mb).sum()) / total
+
+
+def export(cfg: DictConfig) -> tuple[Path, float, float]:
+    """Write the ONNX model; return (path, max |onnx - torch| of the logits, Dice of its masks vs torch's).
+
+    fp32 is compared on random input; int8 on the calibration slices, where masks are meaningful. A file that
+    fails its check is not written (an existing one at cfg.output stays).
+    """
     import onnxruntime as ort
 
+    if cfg.quantize not in (None, "int8"):
+        raise UserError(f"quantize={cfg.quantize} is not one of null (fp32), int8")
     predictor = load_predictor(model_path(cfg))
+    if isinstance(predictor.net, OnnxNet):
+        raise UserError(f"ckpt_path={predictor.source} is already ONNX: export from the .ckpt or .pt it came from")
     size, channels = predictor.image_size, predictor.channels
-    out = export_onnx(predictor.net.to(memory_format=torch.contiguous_format), (channels, size, size),
-                      Path(cfg.output).expanduser(), cfg.opset)
-    x = torch.randn(cfg.check_batch, channels, size, size, generator=torch.Generator().manual_seed(0))
-    expected = predictor.logits(x).numpy()
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    (got,) = session.run(["logits"], {"image": x.numpy()})
-    return out, float(np.abs(got - expected).max())
+    out = Path(cfg.output).expanduser()
+    calibration = calibration_batches(predictor, cfg.calibration_dir, cfg.calibration_slices) if cfg.quantize else None
+    draft = out.with_name(out.name + ".part")
+    fp32 = export_onnx(predictor.net.to(memory_format=torch.contiguous_format), (channels, size, size),
+                       out.with_name(out.name + ".fp32.part") if cfg.quantize else draft, cfg.opset)
+    try:
+        if cfg.quantize:
+            quantize_int8(fp32, draft, calibration)
+            inputs = np.concatenate(calibration)
+        else:
+            inputs = torch.randn(cfg.check_batch, channels, size, size, generator=torch.Generator().manual_seed(0)).numpy()
+        write_metadata(draft, export_metadata(predictor, cfg.quantize or "32"))
+        expected = predictor.logits(torch.from_numpy(inputs)).numpy()
+        (got,) = ort.InferenceSession(str(draft), providers=["CPUExecutionProvider"]).run(["logits"], {"image": inputs})
+        diff, agreement = float(np.abs(got - expected).max()), mask_agreement(got, expected, predictor.threshold)
+        if cfg.quantize and agreement < cfg.min_agreement:
+            raise UserError(f"int8 masks agree with fp32 only at Dice {agreement:.3f} < min_agreement={cfg.min_agreement} "
+                            f"on the calibration slices, {out} not written: export without quantize, or calibrate "
+                            f"on more slices (calibration_slices=)")
+        if not cfg.quantize and diff > cfg.tolerance:
+            raise UserError(f"ONNX output differs from PyTorch by {diff:.2e} > tolerance={cfg.tolerance}, {out} not "
+                            f"written: try another opset=")
+        draft.replace(out)
+    finally:
+        fp32.unlink(missing_ok=True)
+        draft.unlink(missing_ok=True)
+    return out, diff, agreement
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float:
-    out, diff = export(cfg)
-    print(f"written: {out} (input 'image' N x C x H x W, C = 1 + 2 * context_slices, normalized as in training; output 'logits')")
+    out, diff, agreement = export(cfg)
+    print(f"written: {out} (input 'image' N x C x H x W, C = 1 + 2 * context_slices, normalized as in training; "
+          f"output 'logits'); evaluate and predict run it: ckpt_path={out}")
+    if cfg.quantize:
+        print(f"max abs logit difference int8 vs torch on the calibration slices: {diff:.2e}")
+        print(f"mask Dice int8 vs torch on the calibration slices: {agreement:.4f}")
+        return agreement
     print(f"max abs difference onnxruntime vs torch: {diff:.2e}")
-    if diff > cfg.tolerance:
-        raise UserError(f"ONNX output differs from PyTorch by {diff:.2e} > tolerance={cfg.tolerance}: "
-                        f"try another opset=")
     return diff
 
 

@@ -1,4 +1,4 @@
-"""What this machine's CPU offers: native bf16 arithmetic."""
+"""What this machine's CPU offers: native bf16 arithmetic, int8 dot products (VNNI)."""
 
 from functools import cache
 from pathlib import Path
@@ -6,15 +6,27 @@ from pathlib import Path
 # bf16 has only been measured on a CPU with avx512_bf16 (experiments/BENCHMARKS.md); without these
 # instructions oneDNN emulates it, unmeasured here, so such CPUs keep fp32.
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+# ONNX Runtime's int8 convolutions use these where present (export quantize=int8).
+VNNI_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8"}
 
 
 @cache
-def cpu_has_bf16() -> bool:
-    """True where /proc/cpuinfo lists bf16 instructions (Linux x86); False elsewhere."""
+def cpu_flags() -> frozenset[str]:
+    """The instruction set flags of /proc/cpuinfo (Linux x86); empty elsewhere."""
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.is_file():
-        return False
+        return frozenset()
     for line in cpuinfo.read_text(errors="replace").splitlines():
         if line.startswith("flags"):
-            return bool(BF16_FLAGS & set(line.split(":", 1)[1].split()))
-    return False
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def cpu_has_bf16() -> bool:
+    """True where the CPU has bf16 instructions."""
+    return bool(BF16_FLAGS & cpu_flags())
+
+
+def cpu_has_vnni() -> bool:
+    """True where the CPU has int8 dot-product instructions."""
+    return bool(VNNI_FLAGS & cpu_flags())

@@ -12,6 +12,7 @@ import torch
 from tumorseg.errors import UserError
 from tumorseg.hardware import cpu_has_bf16
 from tumorseg.models import LogitMean, UNet
+from tumorseg.onnx_model import OnnxNet, read_metadata
 
 log = logging.getLogger("tumorseg")
 
@@ -89,8 +90,29 @@ def model_path(cfg) -> Path:
 
 
 def load_predictor(ckpt_path: str | Path) -> Predictor:
-    """Rebuild the net from the config stored in the checkpoint file and load its weights."""
+    """Rebuild the net from the config stored in the checkpoint file and load its weights; or run an exported .onnx."""
+    if Path(ckpt_path).suffix == ".onnx":
+        return onnx_predictor(Path(ckpt_path))
     return predictor_of(load_checkpoint(ckpt_path), ckpt_path)
+
+
+def onnx_predictor(path: Path) -> Predictor:
+    """The Predictor of a model written by python -m tumorseg.export (fp32 or int8), run by ONNX Runtime."""
+    info = read_metadata(path)
+    missing = {"image_size", "mean", "std", "context_slices", "threshold", "tta", "seed_threshold", "precision"} - set(info)
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(sorted(missing))} in its tumorseg metadata: export it again with "
+                        f"this version (python -m tumorseg.export)")
+    return Predictor(OnnxNet(path, info["precision"]), int(info["image_size"]), float(info["mean"]),
+                     float(info["std"]), str(path), int(info["context_slices"]), float(info["threshold"]),
+                     bool(info["tta"]), float(info["seed_threshold"]))
+
+
+def export_metadata(predictor: Predictor, precision: str) -> dict:
+    """What onnx_predictor reads back from an exported file."""
+    return {"image_size": predictor.image_size, "mean": predictor.mean, "std": predictor.std,
+            "context_slices": predictor.context_slices, "threshold": predictor.threshold, "tta": predictor.tta,
+            "seed_threshold": predictor.seed_threshold, "precision": precision, "source": Path(predictor.source).name}
 
 
 def predictor_of(ckpt: dict, ckpt_path: str | Path) -> Predictor:
@@ -140,11 +162,19 @@ PRECISIONS = ("auto", "32", "bf16")
 
 
 def use_precision(cfg, predictor: Predictor) -> str:
-    """Set predictor.bf16 from cfg.precision (auto: bf16 on GPUs and CPUs with bf16 arithmetic); returns "bf16" or "32"."""
+    """Set predictor.bf16 from cfg.precision (auto: bf16 on GPUs and CPUs with bf16 arithmetic); returns "bf16" or "32".
+
+    An ONNX model runs in the arithmetic it was exported in: returns its "32" or "int8".
+    """
     precision = str(cfg.get("precision") or "auto")
     if precision not in PRECISIONS:
         raise UserError(f"precision={precision} is not one of {', '.join(PRECISIONS)}: "
                         f"auto (bf16 on a GPU or where the CPU has bf16 instructions), 32 or bf16")
+    if isinstance(predictor.net, OnnxNet):  # an exported model runs as it was written
+        if precision == "bf16":
+            raise UserError(f"precision=bf16 does not apply to the ONNX model {predictor.source}: it runs in "
+                            f"{predictor.net.precision} as exported; use precision=auto")
+        return predictor.net.precision
     # bf16 gives the same Dice to 0.001 on the real val and held-out subjects, at 2.2x the images/s in the benchmark
     # on a CPU with avx512_bf16 (experiments/lung/inference-bf16.md).
     native = torch.cuda.is_bf16_supported() if predictor.device.type == "cuda" else cpu_has_bf16()
@@ -153,16 +183,19 @@ def use_precision(cfg, predictor: Predictor) -> str:
 
 
 def use_device(cfg, predictor: Predictor) -> str:
-    """Move the net to cfg.device (auto: the first CUDA GPU if there is one, else the CPU); returns its name."""
+    """Move the net to cfg.device (auto: the first CUDA GPU if there is one, else the CPU; an ONNX model: the CPU)."""
     name = str(cfg.get("device") or "auto")
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() and not isinstance(predictor.net, OnnxNet) else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
         device = None
     if device is None or device.type not in ("cpu", "cuda"):
         raise UserError(f"device={name} is not one of auto, cpu, cuda, cuda:N")
+    if device.type == "cuda" and isinstance(predictor.net, OnnxNet):
+        raise UserError(f"device={name}: the ONNX model {predictor.source} runs on the CPU here; use device=cpu "
+                        f"(or a .ckpt/.pt model on the GPU)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device={name}: no CUDA GPU is visible to PyTorch here; use device=cpu (or auto)")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():

@@ -1,0 +1,136 @@
+"""Exported ONNX models (fp32 and int8) run in evaluate and predict, with the checkpoint's preprocessing."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from tests.conftest import run_main
+from tumorseg.errors import UserError
+from tumorseg.evaluate import evaluate
+from tumorseg.inference import load_predictor
+from tumorseg.models import UNet
+from tumorseg.onnx_model import OnnxNet, for_export
+
+
+def ckpt(run):
+    return str(run / "checkpoints/last.ckpt")
+
+
+def eval_cfg(model, data_dir, out, **extra):
+    cfg = dict(ckpt_path=str(model), data_dir=str(data_dir / "phantom/val"), split=None, threshold=0.5, tta=True,
+               precision="auto", postprocess={"min_size": 0}, batch_size=5, paths={"output_dir": str(out)})
+    return OmegaConf.create({**cfg, **extra})
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, data_dir, tmp_path_factory):
+    """{"32": fp32 .onnx, "int8": int8 .onnx} of the tiny trained run."""
+    out = tmp_path_factory.mktemp("onnx")
+    files = {"32": out / "m.onnx", "int8": out / "m.int8.onnx"}
+    for precision, path in files.items():
+        extra = [] if precision == "32" else ["quantize=int8", f"calibration_dir={data_dir / 'phantom/train'}",
+                                              "calibration_slices=16"]
+        result = run_main("tumorseg.export", f"ckpt_path={ckpt(trained_run)}", f"output={path}", *extra,
+                          f"hydra.run.dir={out / precision}")
+        assert result.returncode == 0, result.stderr[-2000:]
+    return files
+
+
+def test_up_as_conv_gives_the_transposed_convolutions_numbers():
+    torch.manual_seed(0)
+    net = UNet(base_channels=8, depth=3, up="transpose").eval()
+    twin = for_export(net)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in twin.modules())
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())  # the original is untouched
+    x = torch.randn(3, 1, 32, 48)
+    with torch.no_grad():
+        assert torch.allclose(twin(x), net(x), atol=1e-5)
+
+
+def test_fp32_onnx_evaluates_as_the_checkpoint(exported, trained_run, data_dir, tmp_path):
+    ours = evaluate(eval_cfg(exported["32"], data_dir, tmp_path / "onnx"))
+    theirs = evaluate(eval_cfg(ckpt(trained_run), data_dir, tmp_path / "torch", precision="32"))
+    assert ours["inference_precision"] == "32" and ours["n_images"] == theirs["n_images"]
+    for key in ("dice", "dice_per_subject", "bce"):
+        assert ours[key] == pytest.approx(theirs[key], abs=1e-4), key
+
+
+def test_int8_onnx_is_int8_and_close_to_fp32(exported, trained_run, data_dir, tmp_path):
+    predictor = load_predictor(exported["int8"])
+    assert isinstance(predictor.net, OnnxNet) and predictor.image_size == load_predictor(ckpt(trained_run)).image_size
+    ops = {node.op_type for node in onnx.load(str(exported["int8"])).graph.node}
+    assert "QLinearConv" in ops and "ConvTranspose" not in ops
+    ours = evaluate(eval_cfg(exported["int8"], data_dir, tmp_path / "int8"))
+    theirs = evaluate(eval_cfg(ckpt(trained_run), data_dir, tmp_path / "torch", precision="32"))
+    assert ours["inference_precision"] == "int8"
+    assert ours["bce"] != theirs["bce"]  # really another arithmetic
+    assert ours["dice"] == pytest.approx(theirs["dice"], abs=0.05)
+
+
+def test_predict_runs_an_int8_model(exported, data_dir, tmp_path):
+    result = run_main("tumorseg.predict", f"ckpt_path={exported['int8']}", f"input={data_dir / 'phantom/val/images'}",
+                      f"output={tmp_path / 'out'}", f"hydra.run.dir={tmp_path / 'log'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len((tmp_path / "out/summary.csv").read_text().splitlines()) == 1 + 16
+    assert len(list((tmp_path / "out/masks").rglob("*.png"))) == 16
+
+
+def test_onnx_model_refuses_gpu_and_bf16(exported, data_dir, tmp_path):
+    with pytest.raises(UserError, match="precision=bf16 does not apply to the ONNX model"):
+        evaluate(eval_cfg(exported["int8"], data_dir, tmp_path, precision="bf16"))
+    with pytest.raises(UserError, match="runs on the CPU here; use device=cpu"):
+        evaluate(eval_cfg(exported["int8"], data_dir, tmp_path, device="cuda"))
+
+
+def test_export_errors_are_one_line_and_keep_what_was_there(exported, trained_run, data_dir, tmp_path):
+    keep = tmp_path / "kept.onnx"
+    keep.write_bytes(b"an earlier export")
+    cases = {
+        ("quantize=int8",): "needs calibration_dir=<data>/train",
+        ("quantize=int4",): "quantize=int4 is not one of null (fp32), int8",
+        ("quantize=int8", f"calibration_dir={data_dir / 'phantom/train'}", "calibration_slices=8",
+         "min_agreement=1.01"): "not written: export without quantize",
+    }
+    for args, message in cases.items():
+        result = run_main("tumorseg.export", f"ckpt_path={ckpt(trained_run)}", f"output={keep}", *args,
+                          f"hydra.run.dir={tmp_path / 'log'}")
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr[-500:])
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert keep.read_bytes() == b"an earlier export" and not list(tmp_path.glob("kept.onnx.*"))
+    result = run_main("tumorseg.export", f"ckpt_path={exported['int8']}", f"output={keep}",
+                      f"hydra.run.dir={tmp_path / 'log'}")
+    assert result.returncode == 2 and "is already ONNX" in result.stderr
+
+
+def test_an_onnx_file_without_tumorseg_metadata_is_refused(tmp_path):
+    net = torch.nn.Conv2d(1, 1, 3, padding=1)
+    torch.onnx.export(net, (torch.randn(1, 1, 8, 8),), str(tmp_path / "foreign.onnx"), dynamo=False,
+                      input_names=["image"], output_names=["logits"])
+    assert onnx.load(str(tmp_path / "foreign.onnx")).graph.node
+    with pytest.raises(UserError, match="has no tumorseg metadata"):
+        load_predictor(tmp_path / "foreign.onnx")
+    from tumorseg.onnx_model import write_metadata
+
+    write_metadata(tmp_path / "foreign.onnx", {"image_size": 8})
+    with pytest.raises(UserError, match="lacks context_slices, mean, precision"):
+        load_predictor(tmp_path / "foreign.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not a protobuf at all" * 10)
+    with pytest.raises(UserError, match="is not a readable ONNX model"):
+        load_predictor(tmp_path / "junk.onnx")
+    with pytest.raises(UserError, match="is not a file"):
+        load_predictor(tmp_path / "missing.onnx")
+
+
+def test_metadata_carries_the_model_files_choices(exported, trained_run):
+    from tumorseg.onnx_model import read_metadata
+
+    info = read_metadata(exported["32"])
+    torch_side = load_predictor(ckpt(trained_run))
+    assert (info["image_size"], info["mean"], info["std"], info["threshold"], info["tta"]) == (
+        torch_side.image_size, torch_side.mean, torch_side.std, torch_side.threshold, torch_side.tta)
+    assert json.loads(json.dumps(info)) == info and info["precision"] == "32"
+    assert np.isclose(info["threshold"], 0.5)
