@@ -29,6 +29,19 @@ def test_pairs_match_by_relative_path_not_sort_order(tmp_path):
     assert {p.subject for p in pairs.values()} == {"S1"}
 
 
+def test_subject_folders_may_be_symlinks_and_a_link_loop_ends(tmp_path):
+    from tumorseg.predict import find_images
+
+    for kind in ("images", "masks"):
+        write(tmp_path / f"store/{kind}/S7/3.png", blank(255 if kind == "masks" else 9))
+        (tmp_path / f"part/{kind}").mkdir(parents=True)
+        (tmp_path / f"part/{kind}/S7").symlink_to(tmp_path / f"store/{kind}/S7", target_is_directory=True)
+    (tmp_path / "part/images/S7/loop").symlink_to(tmp_path / "part/images", target_is_directory=True)
+    pairs = find_pairs(tmp_path / "part")
+    assert [(p.key, p.subject) for p in pairs] == [("S7/3", "S7")]
+    assert find_images(str(tmp_path / "part"))[1] == [tmp_path / "part/images/S7/3.png"]
+
+
 def test_flat_layout_makes_each_image_its_own_subject(tmp_path):
     for name in ("a", "b"):
         write(tmp_path / f"images/{name}.png", blank())

@@ -16,7 +16,7 @@ from rich.progress import Progress
 
 from tumorseg.data.context import context_table
 from tumorseg.data.decode import read_gray
-from tumorseg.data.layout import IMAGE_EXTS
+from tumorseg.data.layout import IMAGE_EXTS, files_below
 from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.inference import (Choices, Predictor, inference_settings, load_predictor, model_path, use_device,
@@ -37,8 +37,8 @@ def find_images(input_path: str | None) -> tuple[Path, list[Path]]:
     if not path.is_dir():
         raise UserError(f"input={path} does not exist: point it at an image or a folder of images")
     base = path / "images" if (path / "images").is_dir() else path
-    files = sorted(f for f in base.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS
-                   and "masks" not in f.relative_to(base).parts[:-1])
+    files = [f for f in files_below(base) if f.suffix.lower() in IMAGE_EXTS
+             and "masks" not in f.relative_to(base).parts[:-1]]
     if not files:
         raise UserError(f"{base} holds no images ({', '.join(IMAGE_EXTS)})")
     return base, files

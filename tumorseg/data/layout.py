@@ -1,5 +1,6 @@
 """The data layout: `<root>/<part>/{images,masks}/[<subject>/]<name>.<ext>`, paired by path."""
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +21,25 @@ class Sample:
     key: str
 
 
+def files_below(folder: Path) -> list[Path]:
+    """Every file below folder, sorted, through symlinked folders too (a subject linked from elsewhere); each real
+    folder once, so a link loop ends."""
+    seen, files = set(), []
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs.clear()
+            continue
+        seen.add(real)
+        files += [Path(top, name) for name in names]
+    return sorted(f for f in files if f.is_file())
+
+
 def _index(folder: Path, problems: Problems) -> dict[str, Path]:
     """Map 'relative/path/without/extension' to the file, for every image file below `folder`."""
     found: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.name.startswith("."):
+    for path in files_below(folder):
+        if path.name.startswith("."):
             continue
         if path.suffix.lower() not in IMAGE_EXTS:
             problems.note("ignored", path)
