@@ -12,18 +12,21 @@ evaluate() {  # model data name args...
   python -m tumorseg.evaluate ckpt_path=$model data_dir=$data "$@" hydra.run.dir=$O/eval-$name
   cp $O/eval-$name/metrics.json $E/eval/$name.json
 }
+if [ -z "${FOLDS:-}" ]; then  # FOLDS="4": only those folds' part
 python -m tumorseg.export output=$O/shipped.int8.onnx quantize=int8 calibration_dir=$D/train hydra.run.dir=$O/export-shipped \
   | tee $E/eval/export-shipped.txt
 for p in 32 bf16; do evaluate tumorseg/reference/lung_unet.pt $D/val shipped-val-$p precision=$p; done
 evaluate $O/shipped.int8.onnx $D/val shipped-val-int8
+fi
 # fold 0 = the held-out twin of ../cpu-16ep-twins/ (calibrated on fold 1's test subjects, part of its training)
 declare -A CKPT=([0]=outputs/lung/split-all-16ep-tversky/checkpoints/last.ckpt
                  [1]=outputs/lung/cv-all-16ep-tversky/fold1/checkpoints/last.ckpt
                  [2]=outputs/lung/cv-all-16ep-tversky/fold2/checkpoints/last.ckpt
-                 [3]=outputs/lung/cv-all-16ep-tversky/fold3/checkpoints/last.ckpt)
+                 [3]=outputs/lung/cv-all-16ep-tversky/fold3/checkpoints/last.ckpt
+                 [4]=outputs/lung/cv-all-16ep-tversky/fold4/checkpoints/last.ckpt)
 declare -A TEST=([0]=outputs/lung/heldout-split42 [1]=outputs/lung/cv-fold1-test
-                 [2]=outputs/lung/cv-fold2-test [3]=outputs/lung/cv-fold3-test)
-for F in 0 1 2 3; do
+                 [2]=outputs/lung/cv-fold2-test [3]=outputs/lung/cv-fold3-test [4]=outputs/lung/cv-fold4-test)
+for F in ${FOLDS:-0 1 2 3 4}; do
   CAL=outputs/lung/heldout-split42; [ $F = 0 ] && CAL=outputs/lung/cv-fold1-test
   python -m tumorseg.export ckpt_path=${CKPT[$F]} output=$O/fold$F.int8.onnx quantize=int8 calibration_dir=$CAL \
     hydra.run.dir=$O/export-fold$F | tee $E/eval/export-fold$F.txt
