@@ -96,23 +96,24 @@ def load_predictor(ckpt_path: str | Path) -> Predictor:
     return predictor_of(load_checkpoint(ckpt_path), ckpt_path)
 
 
+# The Predictor fields an exported .onnx carries in its metadata (the net is the file itself).
+EXPORTED_FIELDS = ("image_size", "mean", "std", "context_slices", "threshold", "tta", "seed_threshold")
+
+
 def onnx_predictor(path: Path) -> Predictor:
     """The Predictor of a model written by python -m tumorseg.export (fp32 or int8), run by ONNX Runtime."""
     info = read_metadata(path)
-    missing = {"image_size", "mean", "std", "context_slices", "threshold", "tta", "seed_threshold", "precision"} - set(info)
+    missing = {*EXPORTED_FIELDS, "precision"} - set(info)
     if missing:
         raise UserError(f"{path} lacks {', '.join(sorted(missing))} in its tumorseg metadata: export it again with "
                         f"this version (python -m tumorseg.export)")
-    return Predictor(OnnxNet(path, info["precision"]), int(info["image_size"]), float(info["mean"]),
-                     float(info["std"]), str(path), int(info["context_slices"]), float(info["threshold"]),
-                     bool(info["tta"]), float(info["seed_threshold"]))
+    return Predictor(net=OnnxNet(path, info["precision"]), source=str(path), **{k: info[k] for k in EXPORTED_FIELDS})
 
 
 def export_metadata(predictor: Predictor, precision: str) -> dict:
-    """What onnx_predictor reads back from an exported file."""
-    return {"image_size": predictor.image_size, "mean": predictor.mean, "std": predictor.std,
-            "context_slices": predictor.context_slices, "threshold": predictor.threshold, "tta": predictor.tta,
-            "seed_threshold": predictor.seed_threshold, "precision": precision, "source": Path(predictor.source).name}
+    """What onnx_predictor reads back from an exported file (and the name of the file it came from)."""
+    return {**{k: getattr(predictor, k) for k in EXPORTED_FIELDS}, "precision": precision,
+            "source": Path(predictor.source).name}
 
 
 def predictor_of(ckpt: dict, ckpt_path: str | Path) -> Predictor:

@@ -4,10 +4,9 @@
 """
 
 import json
-from pathlib import Path
 import sys
+from pathlib import Path
 
-import numpy as np
 import torch
 
 from tumorseg.evaluate import by_subject, dataset_for, final_masks
