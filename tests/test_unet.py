@@ -22,6 +22,23 @@ def test_default_unet_is_small():
     assert 1.8e6 < n_params(UNet()) < 2.0e6
 
 
+def test_unet_fast_keeps_the_parameters_and_drops_most_flops():
+    from hydra.utils import instantiate
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tests.conftest import make_cfg
+
+    def train_flops(net: torch.nn.Module) -> int:
+        x = torch.randn(1, 1, 64, 64)
+        with FlopCounterMode(display=False) as counter:
+            net(x).sum().backward()
+        return counter.get_total_flops()
+
+    default, fast = (instantiate(make_cfg([f"model={m}"]).model) for m in ("unet", "unet_fast"))
+    assert fast.depth == 5 and abs(n_params(fast) / n_params(default) - 1) < 0.01
+    assert train_flops(fast) < train_flops(default) / 3
+
+
 @pytest.mark.parametrize("norm", ["batch", "instance", "none"])
 @pytest.mark.parametrize("up", ["transpose", "bilinear"])
 def test_unet_keeps_the_input_size(norm, up):
