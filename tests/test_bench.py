@@ -18,6 +18,17 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
     table = (tmp_path / "BENCHMARKS-quick.md").read_text()
     assert "## Targets" in table and "Lightning/plain" in table
     assert all(v > 0 for v in results["train_images_per_s"]["unet fp32 NCHW"].values())
+    assert results["train_images_per_s"][f"unet_fast {results['default_setting']}"]["lightning"] > 0
+    assert set(results["train_gflop_per_image"]) == {"unet", "unet_fast", "unet_seed"}
+    assert "unet_fast" in table
+
+
+def test_image_size_the_deepest_model_cannot_halve_is_refused(tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit, match="--image-size 80 does not divide by 32.*use --image-size 64"):
+        main(["--quick", "--image-size", "80", "--out", str(tmp_path)])
+    assert not list(tmp_path.iterdir())
 
 
 def test_cuda_benchmark_without_a_gpu_says_so(tmp_path, monkeypatch):

@@ -40,6 +40,7 @@ SETTINGS = {"fp32 NCHW": (False, False), "fp32 channels_last": (True, False), "b
 COMPILED = " + torch.compile"  # suffix of a training setting whose net is compiled (module.compile=true)
 
 
+TRAIN_MODELS = ("unet", "unet_fast", "unet_seed")  # model options timed in training
 COMPILED_SETTINGS = [f"{s}{COMPILED}" for s, (channels_last, _) in SETTINGS.items() if channels_last]
 
 
@@ -297,8 +298,12 @@ def measure(args) -> dict:
             seed_args = argparse.Namespace(**{**vars(args), "warmup": 1, "steps": args.seed_steps})
             train["unet_seed fp32 NCHW"] = {"lightning": lightning_rate("unet_seed", dm, "fp32 NCHW", seed_args)}
             print(f"  train unet_seed: {train['unet_seed fp32 NCHW']}", flush=True)
+            # The cheaper option (not the default: it loses per-subject Dice; experiments/lung/base8-depth5/)
+            fast = f"unet_fast {results['default_setting']}"
+            train[fast] = {"lightning": lightning_rate("unet_fast", dm, results["default_setting"], args)}
+            print(f"  train {fast}: {train[fast]}", flush=True)
             results["train_images_per_s"] = train
-            results["train_gflop_per_image"] = {m: train_flops(m, args) / 1e9 for m in ("unet", "unet_seed")}
+            results["train_gflop_per_image"] = {m: train_flops(m, args) / 1e9 for m in TRAIN_MODELS}
         if "data" in parts:
             results["data_images_per_s"] = {a: data_rate(datamodule(root, args, a), args.data_batches) for a in AUGMENTS}
             print(f"  data: {results['data_images_per_s']}", flush=True)
@@ -345,7 +350,8 @@ def markdown(r: dict, command: str) -> str:
             plain, ratio = (f"{v['plain']:.2f}", f"{v['lightning'] / v['plain']:.2f}") if "plain" in v else ("–", "–")
             lines.append(f"| {name} | {v['lightning']:.2f} | {plain} | {ratio} |")
         g = r["train_gflop_per_image"]
-        lines += ["", f"Training FLOPs per image: unet {g['unet']:.2f} GFLOP, unet_seed {g['unet_seed']:.2f} GFLOP. "
+        flops = ", ".join(f"{name} {g[name]:.2f}" for name in TRAIN_MODELS if name in g)
+        lines += ["", f"Training GFLOP per image: {flops}. "
                   f"Peak {'GPU' if m['gpu'] else 'resident'} memory after the default model's training runs: "
                   f"{r['peak_rss_mb_train_default']:.0f} MB\n"]
     if "data_images_per_s" in r:
@@ -376,6 +382,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda, but torch sees no GPU here: run without --device")
+    step = 2 ** max(config(f"model={m}").model.depth for m in TRAIN_MODELS)
+    if args.image_size % step:
+        raise SystemExit(f"error: --image-size {args.image_size} does not divide by {step} (2**depth of the "
+                         f"deepest timed model): use --image-size {max(step, args.image_size // step * step)}")
     global DEVICE
     DEVICE = args.device
     args.compile = not args.quick if args.compile is None else args.compile
