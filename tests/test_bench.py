@@ -21,6 +21,8 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
     assert results["train_images_per_s"][f"unet_fast {results['default_setting']}"]["lightning"] > 0
     assert set(results["train_gflop_per_image"]) == {"unet", "unet_fast", "unet_seed"}
     assert "unet_fast" in table
+    # memory of the default batch size (the config's 16, not the timed batch of 4), in a fresh process
+    assert results["train_peak_memory_batch_size"] == 16 and 200 < results["train_peak_memory_mb"] < 20_000
 
 
 def test_image_size_the_deepest_model_cannot_halve_is_refused(tmp_path):

@@ -11,12 +11,14 @@ import argparse
 import copy
 import itertools
 import json
+import multiprocessing
 import os
 import platform
 import resource
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -260,6 +262,25 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _training_peak_mb(root: str, args: argparse.Namespace, device: str) -> tuple[float, int]:
+    """Peak memory of a few training steps of the default model and setting at the config's batch size."""
+    global DEVICE
+    DEVICE = device
+    args = argparse.Namespace(**{**vars(args), "batch_size": config().data.batch_size, "warmup": 1, "steps": 2})
+    if DEVICE == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    lightning_rate("unet", datamodule(Path(root), args), default_setting(), args)
+    return peak_memory_mb(), args.batch_size
+
+
+def training_peak_mb(root: Path, args: argparse.Namespace) -> tuple[float, int]:
+    """(peak MB, batch size); on a CPU in a fresh process, since a process's peak RSS never goes down."""
+    if DEVICE == "cuda":
+        return _training_peak_mb(str(root), args, DEVICE)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_training_peak_mb, str(root), args, DEVICE).result()
+
+
 def default_setting() -> str:
     """The setting the training config uses by default."""
     cfg = config()
@@ -289,7 +310,6 @@ def measure(args) -> dict:
 
             for setting in SETTINGS:
                 time_training(setting)
-            results["peak_rss_mb_train_default"] = peak_memory_mb()  # before compiling adds its own
             for setting in COMPILED_SETTINGS if args.compile else []:
                 try:
                     time_training(setting)
@@ -303,6 +323,7 @@ def measure(args) -> dict:
             train[fast] = {"lightning": lightning_rate("unet_fast", dm, results["default_setting"], args)}
             print(f"  train {fast}: {train[fast]}", flush=True)
             results["train_images_per_s"] = train
+            results["train_peak_memory_mb"], results["train_peak_memory_batch_size"] = training_peak_mb(root, args)
             results["train_gflop_per_image"] = {m: train_flops(m, args) / 1e9 for m in TRAIN_MODELS}
         if "data" in parts:
             results["data_images_per_s"] = {a: data_rate(datamodule(root, args, a), args.data_batches) for a in AUGMENTS}
@@ -352,8 +373,9 @@ def markdown(r: dict, command: str) -> str:
         g = r["train_gflop_per_image"]
         flops = ", ".join(f"{name} {g[name]:.2f}" for name in TRAIN_MODELS if name in g)
         lines += ["", f"Training GFLOP per image: {flops}. "
-                  f"Peak {'GPU' if m['gpu'] else 'resident'} memory after the default model's training runs: "
-                  f"{r['peak_rss_mb_train_default']:.0f} MB\n"]
+                  f"Peak {'GPU' if m['gpu'] else 'resident'} memory of the default model's training at the "
+                  f"default batch size ({r['train_peak_memory_batch_size']}, {r['default_setting']}): "
+                  f"{r['train_peak_memory_mb']:.0f} MB\n"]
     if "data_images_per_s" in r:
         lines += ["## Data pipeline (images/s, no model)\n", "| augment | images/s |", "|---|---|"]
         lines += [f"| {a} | {v:.0f} |" for a, v in r["data_images_per_s"].items()] + [""]
