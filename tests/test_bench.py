@@ -17,7 +17,9 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
     assert expected <= set(results["inference"])
     table = (tmp_path / "BENCHMARKS-quick.md").read_text()
     assert "## Targets" in table and "Lightning/plain" in table
-    assert all(v > 0 for v in results["train_images_per_s"]["unet fp32 NCHW"].values())
+    for setting in ("unet fp32 NCHW", "unet_seed fp32 NCHW"):  # both nets: Lightning and a plain loop
+        assert set(results["train_images_per_s"][setting]) == {"lightning", "plain"}
+        assert all(v > 0 for v in results["train_images_per_s"][setting].values())
     assert results["train_images_per_s"][f"unet_fast {results['default_setting']}"]["lightning"] > 0
     assert set(results["train_gflop_per_image"]) == {"unet", "unet_fast", "unet_seed"}
     assert "unet_fast" in table

@@ -316,7 +316,8 @@ def measure(args) -> dict:
                 except Exception as err:  # torch.compile needs a compiler toolchain: one missing costs one row
                     print(f"  train unet {setting}: failed, left out ({type(err).__name__}: {str(err)[:200]})", flush=True)
             seed_args = argparse.Namespace(**{**vars(args), "warmup": 1, "steps": args.seed_steps})
-            train["unet_seed fp32 NCHW"] = {"lightning": lightning_rate("unet_seed", dm, "fp32 NCHW", seed_args)}
+            train["unet_seed fp32 NCHW"] = {"lightning": lightning_rate("unet_seed", dm, "fp32 NCHW", seed_args),
+                                            "plain": plain_rate("unet_seed", dm, "fp32 NCHW", seed_args)}
             print(f"  train unet_seed: {train['unet_seed fp32 NCHW']}", flush=True)
             # The cheaper option (not the default: it loses per-subject Dice; experiments/lung/base8-depth5/)
             fast = f"unet_fast {results['default_setting']}"
