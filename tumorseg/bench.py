@@ -372,7 +372,7 @@ def markdown(r: dict, command: str) -> str:
             plain, ratio = (f"{v['plain']:.2f}", f"{v['lightning'] / v['plain']:.2f}") if "plain" in v else ("–", "–")
             lines.append(f"| {name} | {v['lightning']:.2f} | {plain} | {ratio} |")
         g = r["train_gflop_per_image"]
-        flops = ", ".join(f"{name} {g[name]:.2f}" for name in TRAIN_MODELS if name in g)
+        flops = ", ".join(f"{name} {g[name]:.2f}" for name in TRAIN_MODELS)
         lines += ["", f"Training GFLOP per image: {flops}. "
                   f"Peak {'GPU' if m['gpu'] else 'resident'} memory of the default model's training at the "
                   f"default batch size ({r['train_peak_memory_batch_size']}, {r['default_setting']}): "
@@ -405,15 +405,16 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda, but torch sees no GPU here: run without --device")
-    step = 2 ** max(config(f"model={m}").model.depth for m in TRAIN_MODELS)
-    if args.image_size % step:
-        raise SystemExit(f"error: --image-size {args.image_size} does not divide by {step} (2**depth of the "
-                         f"deepest timed model): use --image-size {max(step, args.image_size // step * step)}")
     global DEVICE
     DEVICE = args.device
     args.compile = not args.quick if args.compile is None else args.compile
     if args.quick:
         args.image_size, args.steps = min(args.image_size, 128), min(args.steps, 3)
+    timed = TRAIN_MODELS if "train" in args.parts.split(",") else ("unet",)  # infer and data use the default only
+    step = 2 ** max(config(f"model={m}").model.depth for m in timed)
+    if args.image_size % step:
+        raise SystemExit(f"error: --image-size {args.image_size} does not divide by {step} (2**depth of the "
+                         f"deepest timed model): use --image-size {max(step, args.image_size // step * step)}")
     args.warmup, args.seed_steps = (1, 1) if args.quick else (2, 3)
     args.data_batches, args.infer_reps, args.matmul_n = (5, 3, 1024) if args.quick else (20, 10, 2048)
     if DEVICE == "cuda":  # cuDNN autotunes in the first steps; a GPU needs big products to reach its peak
