@@ -5,8 +5,11 @@ import json
 import pytest
 import torch
 
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
 from tests.conftest import TINY, phantom_overrides, run_cli
-from tumorseg.train import train
+from tumorseg.train import load_initial_weights, train
 
 AUGMENTS = ["none", "flip", "rotate", "elastic", "all"]
 KEYS = {"train/loss", "train/bce", "val/loss", "val/bce", "val/dice", "val/iou", "val/precision",
@@ -145,3 +148,30 @@ def test_compile_without_a_compiler_is_a_clear_error(tiny_cfg, tmp_path, monkeyp
     with pytest.raises(UserError, match=r"module.compile=true needs a C\+\+ compiler.*module.compile=false"):
         train(tiny_cfg("module.compile=true"))
     assert not (tmp_path / "run/checkpoints").exists()
+
+
+def test_init_from_starts_a_new_schedule_from_the_weights(tiny_cfg, tmp_path):
+    train(tiny_cfg("trainer.max_epochs=2", out="first"))
+    source = tmp_path / "first/checkpoints/last.ckpt"
+    cfg = tiny_cfg(f"init_from={source}", out="tuned")
+    module = instantiate(cfg.module, _partial_=True)(run_config=OmegaConf.to_container(cfg, resolve=True))
+    saved = {k.removeprefix("net."): v for k, v in torch.load(source, weights_only=True)["state_dict"].items()
+             if k.startswith("net.")}
+    assert not all(torch.equal(v, saved[k]) for k, v in module.net.state_dict().items())  # a fresh net differs
+    load_initial_weights(cfg, module)
+    assert all(torch.equal(v, saved[k]) for k, v in module.net.state_dict().items())
+    # The run itself: epochs and steps count from 0 again (a new schedule), unlike ckpt_path=.
+    tuned = train(cfg)
+    assert tuned["epochs"] == 1
+    assert torch.load(tmp_path / "tuned/checkpoints/last.ckpt", weights_only=True)["global_step"] == 2
+
+
+def test_init_from_a_different_net_is_one_clear_line(trained_run, data_dir, tmp_path):
+    source = trained_run / "checkpoints/last.ckpt"
+    result = run_cli("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"init_from={source}",
+                     "model.base_channels=4", f"hydra.run.dir={tmp_path / 'run'}")
+    assert_clear_error(result, "init_from=", "model.base_channels=8")  # the trained run's width
+    assert not (tmp_path / "run/checkpoints").exists()
+    result = run_cli("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"init_from={source}",
+                     f"ckpt_path={source}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert_clear_error(result, "init_from=", "ckpt_path=")

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from tumorseg import CONF_DIR
 from tumorseg.config_checks import check_compiler, check_config
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.inference import load_checkpoint
+from tumorseg.inference import REFERENCE_MODEL, load_checkpoint
 from tumorseg.models import check_image_size
 from tumorseg.plots import save_curves, save_prediction_grid
 
@@ -67,6 +67,26 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
     return str(path)
 
 
+def load_initial_weights(cfg: DictConfig, module) -> None:
+    """Fine-tuning: the net starts from init_from's weights (a .ckpt or shipped .pt); optimizer, schedule, epochs start anew."""
+    if cfg.get("ckpt_path") or cfg.get("resume"):
+        raise UserError("init_from= starts a new schedule from a model's weights; ckpt_path=/resume= continue a run: "
+                        "set only one of them")
+    path = REFERENCE_MODEL if cfg.init_from == "reference" else Path(cfg.init_from).expanduser()
+    ckpt = load_checkpoint(path)
+    model = (ckpt.get("hyper_parameters", {}).get("run_config") or {}).get("model")
+    if model is None or "state_dict" not in ckpt or int(ckpt.get("members") or 1) != 1:
+        raise UserError(f"init_from={path} holds no single tumorseg net: use a run's checkpoints/*.ckpt or a model "
+                        f"written by python -m tumorseg.ship (not an ensemble)")
+    wanted = OmegaConf.to_container(cfg.model, resolve=True)
+    differ = sorted(k for k in set(model) | set(wanted) if k != "_target_" and model.get(k) != wanted.get(k))
+    if differ:
+        raise UserError(f"init_from={path} is a different net ({', '.join(f'model.{k}={model.get(k)}' for k in differ)}): "
+                        f"set those overrides, or start from a matching model")
+    module.net.load_state_dict({k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
+    log.info("net initialized from %s", path)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """One run; returns the final metrics (also written to <run dir>/metrics.json)."""
     check_config(cfg)
@@ -81,6 +101,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info("data %s: %s", datamodule.root, datamodule.summary())
     # run_config goes in as plain data, past instantiate (which would build its _target_ nodes).
     module = instantiate(cfg.module, _partial_=True)(run_config=OmegaConf.to_container(cfg, resolve=True))
+    if cfg.get("init_from"):
+        load_initial_weights(cfg, module)
     loggers = instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False)
     start = time.perf_counter()
