@@ -1,6 +1,6 @@
-import re
-
 """Every option of every config group composes, and the objects it names can be built."""
+
+import re
 
 import pytest
 from hydra.utils import instantiate
@@ -68,6 +68,20 @@ def test_lung_reference_experiment_is_the_shipped_models_recipe(tmp_path):
     assert cfg["trainer"]["max_epochs"] == shipped["trainer"]["max_epochs"] == 16
     assert (cfg["data"]["batch_size"], cfg["data"]["context_slices"], cfg["seed"]) == (
         shipped["data"]["batch_size"], shipped["data"]["context_slices"], shipped["seed"])
+
+
+def test_lung_finetune_is_the_reference_recipe_from_the_shipped_weights(tmp_path):
+    def flat(cfg, prefix=""):
+        for key, value in cfg.items():
+            yield from flat(value, f"{prefix}{key}.") if isinstance(value, dict) else [(f"{prefix}{key}", value)]
+
+    reference = dict(flat(OmegaConf.to_container(make_cfg(["experiment=lung_reference"], tmp_path), resolve=True)))
+    tuned = dict(flat(OmegaConf.to_container(make_cfg(["experiment=lung_finetune"], tmp_path), resolve=True)))
+    changed = {k: tuned[k] for k in tuned if tuned[k] != reference.get(k)}
+    # Five choices; the rest of the list are copies that the config interpolates from them.
+    assert changed == {"init_from": "reference", "seed": 43, "optimizer.lr": 3e-4, "trainer.max_epochs": 4,
+                       "task_name": "lung_finetune", "scheduler.max_lr": 3e-4, "data.seed": 43, "module.seed": 43,
+                       "module.optimizer.lr": 3e-4, "module.scheduler.max_lr": 3e-4}
 
 
 def test_overrides_that_tests_and_benchmarks_rely_on(tmp_path):
