@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from tests.conftest import TINY, phantom_overrides, run_cli
-from tumorseg.train import load_initial_weights, train
+from tumorseg.train import initial_weights, train
 
 AUGMENTS = ["none", "flip", "rotate", "elastic", "all"]
 KEYS = {"train/loss", "train/bce", "val/loss", "val/bce", "val/dice", "val/iou", "val/precision",
@@ -158,7 +158,7 @@ def test_init_from_starts_a_new_schedule_from_the_weights(tiny_cfg, tmp_path):
     saved = {k.removeprefix("net."): v for k, v in torch.load(source, weights_only=True)["state_dict"].items()
              if k.startswith("net.")}
     assert not all(torch.equal(v, saved[k]) for k, v in module.net.state_dict().items())  # a fresh net differs
-    load_initial_weights(cfg, module)
+    module.net.load_state_dict(initial_weights(cfg))
     assert all(torch.equal(v, saved[k]) for k, v in module.net.state_dict().items())
     # The run itself: epochs and steps count from 0 again (a new schedule), unlike ckpt_path=.
     tuned = train(cfg)
@@ -175,3 +175,6 @@ def test_init_from_a_different_net_is_one_clear_line(trained_run, data_dir, tmp_
     result = run_cli("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"init_from={source}",
                      f"ckpt_path={source}", f"hydra.run.dir={tmp_path / 'run'}")
     assert_clear_error(result, "init_from=", "ckpt_path=")
+    result = run_cli("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"init_from={tmp_path / 'none.ckpt'}",
+                     f"hydra.run.dir={tmp_path / 'run'}")
+    assert_clear_error(result, f"init_from={tmp_path / 'none.ckpt'}", "reference")

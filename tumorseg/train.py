@@ -67,12 +67,19 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
     return str(path)
 
 
-def load_initial_weights(cfg: DictConfig, module) -> None:
-    """Fine-tuning: the net starts from init_from's weights (a .ckpt or shipped .pt); optimizer, schedule, epochs start anew."""
+def initial_weights(cfg: DictConfig) -> dict | None:
+    """The net's state_dict from init_from (a .ckpt or shipped .pt), checked against cfg.model; None without init_from.
+
+    Fine-tuning: the net starts from these weights; optimizer, schedule and epochs start anew.
+    """
+    if not cfg.get("init_from"):
+        return None
     if cfg.get("ckpt_path") or cfg.get("resume"):
         raise UserError("init_from= starts a new schedule from a model's weights; ckpt_path=/resume= continue a run: "
                         "set only one of them")
     path = REFERENCE_MODEL if cfg.init_from == "reference" else Path(cfg.init_from).expanduser()
+    if not path.is_file():
+        raise UserError(f"init_from={path} is not a file: use a run's checkpoints/last.ckpt, a model .pt, or reference")
     ckpt = load_checkpoint(path)
     model = (ckpt.get("hyper_parameters", {}).get("run_config") or {}).get("model")
     if model is None or "state_dict" not in ckpt or int(ckpt.get("members") or 1) != 1:
@@ -83,8 +90,8 @@ def load_initial_weights(cfg: DictConfig, module) -> None:
     if differ:
         raise UserError(f"init_from={path} is a different net ({', '.join(f'model.{k}={model.get(k)}' for k in differ)}): "
                         f"set those overrides, or start from a matching model")
-    module.net.load_state_dict({k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
     log.info("net initialized from %s", path)
+    return {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -93,6 +100,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_compiler(cfg)
     check_image_size(cfg.data.image_size, cfg.model.depth)
     ckpt_path = resume_checkpoint(cfg)
+    weights = initial_weights(cfg)
     out_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
@@ -101,8 +109,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info("data %s: %s", datamodule.root, datamodule.summary())
     # run_config goes in as plain data, past instantiate (which would build its _target_ nodes).
     module = instantiate(cfg.module, _partial_=True)(run_config=OmegaConf.to_container(cfg, resolve=True))
-    if cfg.get("init_from"):
-        load_initial_weights(cfg, module)
+    if weights is not None:
+        module.net.load_state_dict(weights)
     loggers = instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False)
     start = time.perf_counter()
