@@ -23,6 +23,7 @@ from tumorseg.inference import (Choices, Predictor, inference_settings, load_pre
                                 use_precision)
 from tumorseg.metrics import SegMetrics
 from tumorseg.postprocess import drop_unseeded, remove_small, slice_index
+from tumorseg.tta import describe
 
 
 def resolve_folder(data_dir: str | None, split: str | None) -> Path:
@@ -47,7 +48,7 @@ def dataset_for(predictor: Predictor, folder: Path) -> SegDataset:
                       context_slices=predictor.context_slices)
 
 
-def by_subject(predictor: Predictor, dataset: SegDataset, batch_size: int, tta: bool):
+def by_subject(predictor: Predictor, dataset: SegDataset, batch_size: int, tta: bool | str):
     """(dataset positions, probabilities N x 1 x H x W, true masks N x 1 x H x W) per subject, in dataset order.
 
     The net runs in batches that may span subjects; a subject is handed on once all of its
@@ -118,7 +119,7 @@ def print_table(result: dict) -> None:
     """The figures as a readable table (stdout)."""
     console = Console(width=120)
     console.print(f"{result['data_dir']}: {result['n_images']} slices, {result['n_subjects']} subjects, "
-                  f"threshold {result['threshold']}, flip TTA {'on' if result['tta'] else 'off'}, "
+                  f"threshold {result['threshold']}, {describe(result['tta'])}, "
                   f"3D seed {result['seed_threshold'] if result['seed_threshold'] > result['threshold'] else 'off'}, "
                   f"{'fp32' if result['inference_precision'] == '32' else result['inference_precision']}")
     table = Table()

@@ -13,6 +13,7 @@ from tumorseg.errors import UserError
 from tumorseg.hardware import cpu_has_bf16
 from tumorseg.models import LogitMean, UNet
 from tumorseg.onnx_model import OnnxNet, read_metadata
+from tumorseg.tta import augmented_probabilities, tta_choice
 
 log = logging.getLogger("tumorseg")
 
@@ -31,7 +32,7 @@ class Predictor:
     source: str
     context_slices: int = 0
     threshold: float = 0.5  # the model file's own choices (python -m tumorseg.ship --threshold --tta)
-    tta: bool = False
+    tta: bool | str = False  # tumorseg.tta.tta_choice
     seed_threshold: float = 0.0  # 3D seeded regions (tumorseg.postprocess); <= threshold: off
     bf16: bool = False  # bf16 autocast (use_precision)
     device: torch.device = torch.device("cpu")  # where the net runs (use_device); inputs and outputs stay on the CPU
@@ -54,12 +55,9 @@ class Predictor:
             out = self.net(x.contiguous(memory_format=torch.channels_last))
         return out.float().cpu().contiguous()
 
-    def probabilities(self, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
-        """Sigmoid probabilities; with tta, averaged with the left-right flipped input's."""
-        probs = torch.sigmoid(self.logits(x))
-        if tta:
-            probs = (probs + torch.sigmoid(self.logits(x.flip(-1))).flip(-1)) / 2
-        return probs
+    def probabilities(self, x: torch.Tensor, tta: bool | str = False) -> torch.Tensor:
+        """Sigmoid probabilities; with tta (True: flip, "affine"), averaged over views (tumorseg.tta)."""
+        return augmented_probabilities(lambda view: torch.sigmoid(self.logits(view)), x, tta)
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -130,7 +128,7 @@ def predictor_of(ckpt: dict, ckpt_path: str | Path) -> Predictor:
     chosen = ckpt.get("inference") or {}
     return Predictor(net, int(data["image_size"]), float(data["mean"]), float(data["std"]), str(ckpt_path),
                      int(data.get("context_slices") or 0), float(chosen.get("threshold", 0.5)),
-                     bool(chosen.get("tta", False)), float(chosen.get("seed_threshold", 0.0)))
+                     tta_choice(chosen.get("tta", False)), float(chosen.get("seed_threshold", 0.0)))
 
 
 def build_net(model: dict, members: int = 1) -> torch.nn.Module:
@@ -144,14 +142,14 @@ class Choices(NamedTuple):
     """The evaluation choices in force: pixel threshold, flip TTA, 3D seed threshold (<= threshold: off)."""
 
     threshold: float
-    tta: bool
+    tta: bool | str
     seed_threshold: float
 
 
 def inference_settings(cfg, predictor: Predictor) -> Choices:
     """threshold, tta and postprocess.seed_threshold: the command's when set, else the model file's."""
     threshold = predictor.threshold if cfg.get("threshold") is None else float(cfg.threshold)
-    tta = predictor.tta if cfg.get("tta") is None else bool(cfg.tta)
+    tta = predictor.tta if cfg.get("tta") is None else tta_choice(cfg.tta)
     seed = cfg.get("postprocess", {}).get("seed_threshold")
     seed = predictor.seed_threshold if seed is None else float(seed)
     if not 0 <= seed <= 1:
