@@ -267,6 +267,21 @@ def test_a_model_files_threshold_and_tta_are_the_default_of_evaluate(trained_run
     assert result.returncode == 2 and "--threshold 1.5 must be between 0 and 1" in result.stderr
 
 
+def test_affine_tta_is_a_model_files_choice_and_a_command_setting(trained_run, data_dir, tmp_path):
+    from tumorseg.ship import main as ship_main
+
+    ship_main([ckpt(trained_run), str(tmp_path / "affine.pt"), "--tta", "affine"])
+    assert torch.load(tmp_path / "affine.pt", weights_only=True)["inference"]["tta"] == "affine"
+    val = data_dir / "phantom" / "val"
+    result = run_main("tumorseg.evaluate", f"ckpt_path={tmp_path / 'affine.pt'}", f"data_dir={val}",
+                      f"hydra.run.dir={tmp_path / 'eval'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["tta"] == "affine" and "affine TTA" in result.stdout
+    result = run_main("tumorseg.evaluate", f"ckpt_path={ckpt(trained_run)}", f"data_dir={val}", "tta=rotate",
+                      f"hydra.run.dir={tmp_path / 'bad'}")
+    assert result.returncode == 2 and "tta=rotate is not one of false, true" in result.stderr
+
+
 def test_ship_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
     bad = tmp_path / "notes.ckpt"
     bad.write_text("not a checkpoint")

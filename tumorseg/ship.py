@@ -1,6 +1,6 @@
 """Turn a training checkpoint into a small model file: the net's weights and the run config only.
 
-    python -m tumorseg.ship CKPT [OUT] [--threshold 0.3] [--tta] [--seed-threshold 0.7]   (OUT: the reference model's place)
+    python -m tumorseg.ship CKPT [OUT] [--threshold 0.3] [--tta [affine]] [--seed-threshold 0.7]   (OUT: the reference model's place)
     python -m tumorseg.ship CKPT OUT --ensemble CKPT2 [...]        (logits of several runs averaged)
     python -m tumorseg.ship CKPT OUT --soup CKPT2 [...]            (weights of several runs averaged)
 
@@ -19,9 +19,10 @@ import torch
 
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.inference import REFERENCE_MODEL, load_checkpoint, load_predictor, predictor_of
+from tumorseg.tta import tta_choice
 
 
-def ship(ckpt_path: str | Path, out: str | Path = REFERENCE_MODEL, threshold: float = 0.5, tta: bool = False,
+def ship(ckpt_path: str | Path, out: str | Path = REFERENCE_MODEL, threshold: float = 0.5, tta: bool | str = False,
          ensemble: list[str | Path] = (), soup: list[str | Path] = (), seed_threshold: float = 0.0) -> Path:
     """Write the slim model file (of ckpt_path alone, or combined with the ensemble or soup checkpoints); check it."""
     if not 0 < threshold < 1:
@@ -48,7 +49,7 @@ def ship(ckpt_path: str | Path, out: str | Path = REFERENCE_MODEL, threshold: fl
     out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({**model, "hyper_parameters": {"run_config": ckpts[0]["hyper_parameters"]["run_config"]},
-                "inference": {"threshold": threshold, "tta": tta, "seed_threshold": seed_threshold}}, out)
+                "inference": {"threshold": threshold, "tta": tta_choice(tta), "seed_threshold": seed_threshold}}, out)
     after = load_predictor(out)
     x = torch.randn(2, after.channels, after.image_size, after.image_size, generator=torch.Generator().manual_seed(0))
     if not soup and not torch.allclose(torch.stack([b.logits(x) for b in befores]).mean(0), after.logits(x), atol=1e-5):
@@ -84,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("ckpt", help="a checkpoint written by tumorseg.train")
     parser.add_argument("out", nargs="?", default=str(REFERENCE_MODEL), help="the model file to write")
     parser.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is tumor")
-    parser.add_argument("--tta", action="store_true", help="average with the left-right flipped prediction")
+    parser.add_argument("--tta", nargs="?", const="flip", default="none", metavar="affine",
+                        help="average with the left-right flipped prediction (--tta affine: 10 views, tumorseg.tta)")
     parser.add_argument("--seed-threshold", type=float, default=0.0, metavar="P",
                         help="keep a predicted 3D region only if it holds a pixel above P (0: off)")
     parser.add_argument("--ensemble", nargs="+", default=[], metavar="CKPT",
