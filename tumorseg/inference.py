@@ -121,14 +121,18 @@ def predictor_of(ckpt: dict, ckpt_path: str | Path) -> Predictor:
         raise UserError(f"{ckpt_path} holds no tumorseg model config: use a checkpoint written by tumorseg.train")
     # The net is rebuilt by name, not by the file's _target_: a checkpoint cannot choose code to run.
     net = build_net(config["model"], int(ckpt.get("members") or 1))
-    weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    net.load_state_dict(weights)
+    net.load_state_dict(net_weights(ckpt))
     data = config["data"]
     net = net.eval().to(memory_format=torch.channels_last)
     chosen = ckpt.get("inference") or {}
     return Predictor(net, int(data["image_size"]), float(data["mean"]), float(data["std"]), str(ckpt_path),
                      int(data.get("context_slices") or 0), float(chosen.get("threshold", 0.5)),
                      tta_choice(chosen.get("tta", False)), float(chosen.get("seed_threshold", 0.0)))
+
+
+def net_weights(ckpt: dict) -> dict:
+    """The net's state_dict inside a checkpoint or model file (the LightningModule's "net." entries)."""
+    return {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
 
 
 def build_net(model: dict, members: int = 1) -> torch.nn.Module:

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from tumorseg import CONF_DIR
 from tumorseg.config_checks import check_compiler, check_config
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.inference import REFERENCE_MODEL, load_checkpoint
+from tumorseg.inference import REFERENCE_MODEL, load_checkpoint, net_weights
 from tumorseg.models import check_image_size
 from tumorseg.plots import save_curves, save_prediction_grid
 
@@ -91,7 +91,7 @@ def initial_weights(cfg: DictConfig) -> dict | None:
         raise UserError(f"init_from={path} is a different net ({', '.join(f'model.{k}={model.get(k)}' for k in differ)}): "
                         f"set those overrides, or start from a matching model")
     log.info("net initialized from %s", path)
-    return {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    return net_weights(ckpt)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:

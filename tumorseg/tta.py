@@ -64,8 +64,9 @@ def augmented_probabilities(probs_of: Callable[[torch.Tensor], torch.Tensor], x:
             continue
         for mat in affine_matrices():
             # The view's border repeats the slice's edge (air); its probabilities go back with the inverse map.
-            back = warp(probs_of(warp(view, mat, "border")), torch.linalg.inv(mat), "zeros")
-            seen = warp(torch.ones_like(back[:, :1]), torch.linalg.inv(mat), "zeros")
+            inverse = torch.linalg.inv(mat)
+            back = warp(probs_of(warp(view, mat, "border")), inverse, "zeros")
+            seen = warp(torch.ones_like(back[:1, :1]), inverse, "zeros")  # the same for every slice: broadcast
             total = total + (back.flip(-1) if flip else back)
             weight = weight + (seen.flip(-1) if flip else seen)
     return total / weight
