@@ -22,6 +22,9 @@ wait
 echo "training: $(( $(date +%s) - start )) s" | tee -a "$RUNS/machine.txt"
 
 mkdir -p "$RUNS/eval"
+# One thread each: ten evaluations with PyTorch's default of one thread per core (16 each) did not
+# finish in 120 s on the machine's 16 cores; with one thread each the ten took 32 s.
+export OMP_NUM_THREADS=1
 for fold in 0 1 2 3 4; do
   for arm in W32 R; do
     ckpt="$RUNS/cv-$arm-$fold/checkpoints/last.ckpt"
