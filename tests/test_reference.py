@@ -55,7 +55,10 @@ def test_shipped_int8_export_is_the_reference_model_in_int8():
     assert (ours.image_size, ours.mean, ours.std, ours.threshold, ours.tta, ours.context_slices) == (
         theirs.image_size, theirs.mean, theirs.std, theirs.threshold, theirs.tta, theirs.context_slices)
     x = torch.randn(2, 1, ours.image_size, ours.image_size, generator=torch.Generator().manual_seed(0))
-    gap = (ours.probabilities(x) - theirs.probabilities(x)).abs()
-    assert 0 < gap.mean() < 0.01  # int8 rounding of the same net, not another one
-    recorded = json.loads((REPO / "experiments/lung/inference-int8/eval/shipped-val-int8.json").read_text())
+    ours_logits, theirs_logits = ours.logits(x), theirs.logits(x)
+    assert (ours_logits != theirs_logits).any()  # really rounded
+    # int8 rounding of the same net, not another one: on noise the logits of the shipped net and its
+    # export correlate at ~0.97, those of two trainings of the recipe at ~0.1.
+    assert torch.corrcoef(torch.stack([ours_logits.flatten(), theirs_logits.flatten()]))[0, 1] > 0.9
+    recorded = json.loads((REPO / "experiments/lung/reference/evaluate-val-int8.json").read_text())
     assert recorded["inference_precision"] == "int8" and f"{recorded['dice_per_subject']:.3f}" in CARD.read_text()
