@@ -2,7 +2,7 @@
 # Evaluate two runs of RULES.md and their logit ensemble on a folder of slices, with the shipped
 # evaluation choices (affine TTA, threshold 0.3, fp32), writing one JSON each to experiments/.
 #   bash experiments/lung/seeds-bf16/eval.sh split outputs/lung/cv-fold0-test heldout
-#   bash experiments/lung/seeds-bf16/eval.sh full <lung-ct-slices>/val val
+#   bash experiments/lung/seeds-bf16/eval.sh full <lung-ct-slices>/val val   (needs full-s7, not trained: README.md)
 set -euo pipefail
 approach=$1 data=$2 tag=$3
 O=outputs/lung/seeds-bf16
