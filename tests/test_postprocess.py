@@ -1,14 +1,15 @@
-"""Post-processing: 3D seeded regions across neighbouring slices, in evaluate, predict and ship."""
+"""Post-processing: 3D seeded regions and the largest 3D region across neighbouring slices, in evaluate, predict and ship."""
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from tests.conftest import run_cli
-from tumorseg.postprocess import drop_unseeded, runs_of_slices, seeded_regions
+from tumorseg.postprocess import drop_unseeded, largest_region, runs_of_slices, seeded_regions, subject_regions
 
 
 def blob(probs: np.ndarray, k: int, y: int, x: int, p: float) -> None:
@@ -42,6 +43,22 @@ def test_a_seed_at_or_below_the_threshold_changes_nothing():
     assert drop_unseeded(probs, [1, 2, 3], 0.3, 0.0) is probs
 
 
+def test_the_largest_region_is_counted_in_3d_across_the_subjects_runs_of_slices():
+    probs = np.zeros((4, 16, 16), np.float32)
+    blob(probs, 0, 2, 2, 0.5)    # slice 5 ...
+    blob(probs, 1, 4, 4, 0.5)    # ... and 6, touching by a corner: one region of 18 voxels
+    probs[2, 8:12, 8:12] = 0.9   # slice 9: 16 voxels, the largest in one slice but not in 3D
+    blob(probs, 3, 10, 10, 0.2)  # slice 8, below the threshold: not a region at all
+    keep = largest_region(probs, [5, 6, 9, 8], 0.3)
+    assert keep.sum() == 18 and keep[0, 2:5, 2:5].all() and keep[1, 4:7, 4:7].all()
+    # unnumbered slices are each their own stack: then slice 9's 16 voxels are the largest
+    assert largest_region(probs, [None] * 4, 0.3).sum() == 16
+    kept = subject_regions(probs, [5, 6, 9, 8], 0.3, 0.0, largest=True)
+    assert (kept[keep] == probs[keep]).all() and (kept[~keep] == 0).all()
+    assert subject_regions(probs, [5, 6, 9, 8], 0.3, 0.0, largest=False) is probs
+    assert not largest_region(np.zeros((2, 4, 4), np.float32), [1, 2], 0.3).any()
+
+
 def evaluate(tmp_path, name, *args):
     result = run_cli("tumorseg.evaluate", *args, f"hydra.run.dir={tmp_path / name}")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -65,6 +82,38 @@ def test_evaluate_with_seeds_is_the_same_whatever_the_batches(trained_run, data_
     bad = run_cli("tumorseg.evaluate", *common, "postprocess.seed_threshold=1.5", f"hydra.run.dir={tmp_path / 'bad'}")
     assert bad.returncode == 2 and "postprocess.seed_threshold=1.5 must be between 0 (off) and 1" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_and_predict_keep_only_the_largest_3d_region_when_told(trained_run, data_dir, tmp_path):
+    ckpt, val = trained_run / "checkpoints/last.ckpt", data_dir / "phantom/val"
+    common = (f"ckpt_path={ckpt}", f"data_dir={val}", "precision=32", "threshold=0.05")
+    plain = evaluate(tmp_path, "plain", *common)
+    small = evaluate(tmp_path, "small", *common, "postprocess.largest_3d=true", "batch_size=3")
+    large = evaluate(tmp_path, "large", *common, "postprocess.largest_3d=true", "batch_size=64")
+    assert plain["largest_3d"] is False and small["largest_3d"] is True
+    assert small == large  # subjects are cut the same way whatever the batches
+    assert small["recall"] <= plain["recall"]  # only removes pixels
+    bad = run_cli("tumorseg.evaluate", *common, "postprocess.largest_3d=maybe", f"hydra.run.dir={tmp_path / 'bad'}")
+    assert bad.returncode == 2 and "postprocess.largest_3d=maybe must be true or false" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+    # one subject folder holding the same slice twice, as slices 1 and 5: two regions of the same size
+    image = max((val / "images").rglob("*.png"), key=lambda f: (val / "masks" / f.relative_to(val / "images")).stat().st_size)
+    subject = tmp_path / "subject"
+    subject.mkdir()
+    for k in (1, 5):
+        shutil.copy(image, subject / f"{k}.png")
+
+    def pixels(name, *args):
+        result = run_cli("tumorseg.predict", f"ckpt_path={ckpt}", f"input={subject}", "threshold=0.05",
+                         f"output={tmp_path / name}", f"hydra.run.dir={tmp_path / name}", *args)
+        assert result.returncode == 0, result.stderr[-2000:]
+        with open(tmp_path / name / "summary.csv") as fh:
+            return [int(r["tumor_pixels"]) for r in csv.DictReader(fh)]
+
+    both = pixels("all")
+    assert both[0] == both[1] > 0
+    assert pixels("largest", "postprocess.largest_3d=true") == [both[0], 0]  # a tie: the first region stays
 
 
 def test_predict_applies_the_model_files_seed_per_folder(trained_run, data_dir, tmp_path):

@@ -22,7 +22,7 @@ from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.inference import (Choices, Predictor, inference_settings, load_predictor, model_path, use_device,
                                 use_precision)
 from tumorseg.metrics import SegMetrics
-from tumorseg.postprocess import drop_unseeded, remove_small, slice_index
+from tumorseg.postprocess import remove_small, slice_index, subject_regions
 from tumorseg.tta import describe
 
 
@@ -73,8 +73,8 @@ def by_subject(predictor: Predictor, dataset: SegDataset, batch_size: int, tta: 
 
 
 def final_masks(probs: np.ndarray, numbers: list[int | None], choices: Choices, min_size: int) -> np.ndarray:
-    """0/1 masks (N x H x W, uint8) of one subject's probabilities: seeded 3D regions, threshold, small components."""
-    probs = drop_unseeded(probs, numbers, choices.threshold, choices.seed_threshold)
+    """0/1 masks (N x H x W, uint8) of one subject's probabilities: 3D regions, threshold, small components."""
+    probs = subject_regions(probs, numbers, choices.threshold, choices.seed_threshold, choices.largest_3d)
     masks = (probs > choices.threshold).astype(np.uint8)
     return np.stack([remove_small(m, min_size) for m in masks]) if min_size > 1 else masks
 
@@ -106,6 +106,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "inference_precision": precision,  # "precision" is the metric
         "device": device,
         "min_size": int(cfg.postprocess.min_size),
+        "largest_3d": choices.largest_3d,
         "data_dir": str(folder),
         "ckpt_path": str(ckpt_path),
     }
@@ -121,6 +122,7 @@ def print_table(result: dict) -> None:
     console.print(f"{result['data_dir']}: {result['n_images']} slices, {result['n_subjects']} subjects, "
                   f"threshold {result['threshold']}, {describe(result['tta'])}, "
                   f"3D seed {result['seed_threshold'] if result['seed_threshold'] > result['threshold'] else 'off'}, "
+                  f"{'largest 3D region only, ' if result['largest_3d'] else ''}"
                   f"{'fp32' if result['inference_precision'] == '32' else result['inference_precision']}")
     table = Table()
     table.add_column("metric")

@@ -143,22 +143,26 @@ def build_net(model: dict, members: int = 1) -> torch.nn.Module:
 
 
 class Choices(NamedTuple):
-    """The evaluation choices in force: pixel threshold, flip TTA, 3D seed threshold (<= threshold: off)."""
+    """The evaluation choices in force: pixel threshold, TTA, 3D seed threshold (<= threshold: off), largest 3D region only."""
 
     threshold: float
     tta: bool | str
     seed_threshold: float
+    largest_3d: bool = False
 
 
 def inference_settings(cfg, predictor: Predictor) -> Choices:
-    """threshold, tta and postprocess.seed_threshold: the command's when set, else the model file's."""
+    """threshold, tta and postprocess.seed_threshold: the command's when set, else the model file's; postprocess.largest_3d."""
     threshold = predictor.threshold if cfg.get("threshold") is None else float(cfg.threshold)
     tta = predictor.tta if cfg.get("tta") is None else tta_choice(cfg.tta)
     seed = cfg.get("postprocess", {}).get("seed_threshold")
     seed = predictor.seed_threshold if seed is None else float(seed)
     if not 0 <= seed <= 1:
         raise UserError(f"postprocess.seed_threshold={seed} must be between 0 (off) and 1: e.g. 0.7")
-    return Choices(threshold, tta, seed)
+    largest = cfg.get("postprocess", {}).get("largest_3d") or False
+    if not isinstance(largest, bool):
+        raise UserError(f"postprocess.largest_3d={largest} must be true or false")
+    return Choices(threshold, tta, seed, largest)
 
 
 PRECISIONS = ("auto", "32", "bf16")

@@ -1,4 +1,4 @@
-"""Post-processing of predicted masks: small 2D components, and 3D regions without a confident pixel."""
+"""Post-processing of predicted masks: small 2D components; 3D regions without a confident pixel, or all but the largest."""
 
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,3 +67,26 @@ def drop_unseeded(probs: np.ndarray, numbers: Sequence[int | None], threshold: f
     if seed <= threshold:
         return probs
     return np.where(seeded_regions(probs, numbers, threshold, seed), probs, 0).astype(probs.dtype)
+
+
+def largest_region(probs: np.ndarray, numbers: Sequence[int | None], threshold: float) -> np.ndarray:
+    """Mask (N x H x W) of the largest 3D region > threshold of one subject (all of its runs of slices)."""
+    best, best_size, keep = None, 0, np.zeros(probs.shape, bool)
+    for run in runs_of_slices(numbers):
+        labels, n = ndimage.label(probs[run] > threshold, structure=CUBE)
+        if n:
+            sizes = np.bincount(labels.ravel())[1:]
+            if sizes.max() > best_size:
+                best, best_size = (run, labels == 1 + int(sizes.argmax())), int(sizes.max())
+    if best is not None:
+        keep[best[0]] = best[1]
+    return keep
+
+
+def subject_regions(probs: np.ndarray, numbers: Sequence[int | None], threshold: float, seed: float,
+                    largest: bool) -> np.ndarray:
+    """One subject's probabilities after the 3D steps in force: unseeded regions dropped, then all but the largest."""
+    probs = drop_unseeded(probs, numbers, threshold, seed)
+    if largest:
+        probs = np.where(largest_region(probs, numbers, threshold), probs, 0).astype(probs.dtype)
+    return probs

@@ -21,7 +21,7 @@ from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.inference import (Choices, Predictor, inference_settings, load_predictor, model_path, use_device,
                                 use_precision)
-from tumorseg.postprocess import count_components, drop_unseeded, remove_small, slice_index
+from tumorseg.postprocess import count_components, remove_small, slice_index, subject_regions
 from tumorseg.pictures import overlay, save_rgb
 
 FIELDS = ("path", "tumor_pixels", "tumor_fraction", "max_probability", "components")
@@ -148,7 +148,8 @@ def predict_folder(cfg: DictConfig, predictor: Predictor, choices: Choices, inpu
     batches = [read[k:k + cfg.batch_size] for k in range(0, len(read), cfg.batch_size)]
     probs = np.concatenate([predictor.probabilities(predictor.to_tensor([inputs(i, g) for _, g, i in batch]),
                                                     choices.tta)[:, 0].numpy() for batch in batches])
-    probs = drop_unseeded(probs, [slice_index(f) for f, _, _ in read], choices.threshold, choices.seed_threshold)
+    probs = subject_regions(probs, [slice_index(f) for f, _, _ in read], choices.threshold, choices.seed_threshold,
+                            choices.largest_3d)
     for (path, gray, _), prob in zip(read, probs):
         mask, row = predict_one(gray, prob, choices.threshold, cfg.postprocess.min_size)
         rel = path.relative_to(base).with_suffix(".png")
