@@ -22,6 +22,7 @@ RULES = {
     "data.context_slices": (int, lambda v: v >= 0, ">= 0 (0: 2D)", 1),
     "model.base_channels": (int, lambda v: v > 0, "> 0", 16),
     "model.depth": (int, lambda v: v >= 1, ">= 1", 4),
+    "model.flat_steps": (int, lambda v: v >= 0, ">= 0", 1),
     "model.dropout": (float, lambda v: 0 <= v < 1, "in [0, 1)", 0.1),
     "optimizer.lr": (float, lambda v: v > 0, "> 0", 0.001),
     "trainer.max_epochs": (int, lambda v: v >= 1 or v == -1, ">= 1 (or -1: no limit)", 20),

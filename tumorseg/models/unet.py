@@ -47,7 +47,7 @@ class Down(nn.Sequential):
 
 
 class Up(nn.Module):
-    """Up-sample x2 halving the channels, concatenate the skip, then a double conv."""
+    """Up-sample x2 halving the channels, concatenate the skip (out_ch wide), then a double conv."""
 
     def __init__(self, in_ch: int, out_ch: int, norm: str, up: str):
         super().__init__()
@@ -58,7 +58,8 @@ class Up(nn.Module):
                 nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
                 nn.Conv2d(in_ch, in_ch // 2, kernel_size=1),
             )
-        self.conv = DoubleConv(in_ch, out_ch, norm)
+        # in_ch // 2 + out_ch == in_ch where widths double; less where they stay (flat_steps).
+        self.conv = DoubleConv(in_ch // 2 + out_ch, out_ch, norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
@@ -68,6 +69,8 @@ class UNet(nn.Module):
     """Encoder of `depth` down steps, bottleneck, mirrored decoder with skips, 1x1 conv to logits.
 
     prior: initial foreground probability of the output (bias init); None keeps PyTorch's default.
+    flat_steps: the first down steps that keep base_channels instead of doubling them (cheap
+    high-resolution levels: 0 gives the paper's widths).
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class UNet(nn.Module):
         up: str = "transpose",
         dropout: float = 0.0,
         prior: float | None = None,
+        flat_steps: int = 0,
     ):
         super().__init__()
         if norm not in NORMS:
@@ -88,8 +92,10 @@ class UNet(nn.Module):
             raise UserError(f"model.up={up!r} is not one of {list(UPS)}")
         if depth < 1 or base_channels < 1:
             raise UserError(f"model.depth ({depth}) and model.base_channels ({base_channels}) must be >= 1")
+        if not 0 <= flat_steps <= depth:
+            raise UserError(f"model.flat_steps={flat_steps} must be between 0 and model.depth={depth}")
         self.depth = depth
-        widths = [base_channels * 2**i for i in range(depth + 1)]
+        widths = [base_channels * 2 ** max(0, i - flat_steps) for i in range(depth + 1)]
         self.inc = DoubleConv(in_channels, widths[0], norm)
         # Dropout only in the bottleneck, where the original U-Net put it.
         self.downs = nn.ModuleList(
