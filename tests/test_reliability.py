@@ -118,6 +118,7 @@ def test_checkpoint_with_pickled_code_is_refused_for_resume(data_dir, tmp_path):
     ("data.batch_size=abc", "data.batch_size='abc' must be an int > 0"),
     ("optimizer.lr=-1", "optimizer.lr=-1 must be a float > 0"),
     ("model.depth=0", "model.depth=0 must be an int >= 1"),
+    ("model.flat_steps=-1", "model.flat_steps=-1 must be an int >= 0"),
     ("threshold=2", "threshold=2 must be a float between 0 and 1"),
 ])
 def test_wrong_types_and_ranges_fail_before_training(data_dir, tmp_path, override, message):

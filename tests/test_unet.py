@@ -22,27 +22,48 @@ def test_default_unet_is_small():
     assert 1.8e6 < n_params(UNet()) < 2.0e6
 
 
-def test_unet_fast_keeps_the_parameters_and_drops_most_flops():
-    from hydra.utils import instantiate
+def train_flops(net: torch.nn.Module) -> int:
     from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        net(torch.randn(1, 1, 64, 64)).sum().backward()
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize(("name", "flops_share"), [("unet_fast", 1 / 3), ("unet_lite", 1 / 2)])
+def test_cheaper_networks_keep_the_parameters_and_drop_flops(name, flops_share):
+    from hydra.utils import instantiate
 
     from tests.conftest import make_cfg
 
-    def train_flops(net: torch.nn.Module) -> int:
-        x = torch.randn(1, 1, 64, 64)
-        with FlopCounterMode(display=False) as counter:
-            net(x).sum().backward()
-        return counter.get_total_flops()
+    default, cheap = (instantiate(make_cfg([f"model={m}"]).model) for m in ("unet", name))
+    assert cheap.depth == 5 and abs(n_params(cheap) / n_params(default) - 1) < 0.01
+    assert train_flops(cheap) < train_flops(default) * flops_share
 
-    default, fast = (instantiate(make_cfg([f"model={m}"]).model) for m in ("unet", "unet_fast"))
-    assert fast.depth == 5 and abs(n_params(fast) / n_params(default) - 1) < 0.01
-    assert train_flops(fast) < train_flops(default) / 3
+
+def test_flat_steps_keep_the_top_widths():
+    net = UNet(base_channels=16, depth=5, flat_steps=1)
+    widths = [net.inc[0].out_channels] + [down[1][0].out_channels for down in net.downs]
+    assert widths == [16, 16, 32, 64, 128, 256]
+
+
+def test_flat_steps_0_loads_weights_trained_before_the_option():
+    from tumorseg.inference import REFERENCE_MODEL
+
+    shipped = torch.load(REFERENCE_MODEL, weights_only=True)["state_dict"]
+    UNet(flat_steps=0).load_state_dict({k.removeprefix("net."): v for k, v in shipped.items()})
+
+
+def test_flat_steps_beyond_the_depth_are_refused():
+    with pytest.raises(UserError, match="model.flat_steps=5 must be between 0 and model.depth=4"):
+        UNet(depth=4, flat_steps=5)
 
 
 @pytest.mark.parametrize("norm", ["batch", "instance", "none"])
 @pytest.mark.parametrize("up", ["transpose", "bilinear"])
-def test_unet_keeps_the_input_size(norm, up):
-    net = UNet(base_channels=4, depth=3, norm=norm, up=up, dropout=0.1).eval()
+@pytest.mark.parametrize("flat_steps", [0, 2])
+def test_unet_keeps_the_input_size(norm, up, flat_steps):
+    net = UNet(base_channels=4, depth=3, norm=norm, up=up, dropout=0.1, flat_steps=flat_steps).eval()
     assert net(torch.randn(2, 1, 64, 48)).shape == (2, 1, 64, 48)
 
 
