@@ -20,10 +20,10 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
     for setting in ("unet fp32 NCHW", "unet_seed fp32 NCHW"):  # both nets: Lightning and a plain loop
         assert set(results["train_images_per_s"][setting]) == {"lightning", "plain"}
         assert all(v > 0 for v in results["train_images_per_s"][setting].values())
-    for cheap in ("unet_lite", "unet_fast"):
-        assert results["train_images_per_s"][f"{cheap} {results['default_setting']}"]["lightning"] > 0
-        assert cheap in table
-    assert set(results["train_gflop_per_image"]) == {"unet", "unet_lite", "unet_fast", "unet_seed"}
+    for other in ("unet_classic", "unet_fast"):
+        assert results["train_images_per_s"][f"{other} {results['default_setting']}"]["lightning"] > 0
+        assert other in table
+    assert set(results["train_gflop_per_image"]) == {"unet", "unet_classic", "unet_fast", "unet_seed"}
     # memory of the default batch size (the config's 16, not the timed batch of 4), in a fresh process
     assert results["train_peak_memory_batch_size"] == 16 and 200 < results["train_peak_memory_mb"] < 20_000
 

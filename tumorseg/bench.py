@@ -42,8 +42,8 @@ SETTINGS = {"fp32 NCHW": (False, False), "fp32 channels_last": (True, False), "b
 COMPILED = " + torch.compile"  # suffix of a training setting whose net is compiled (module.compile=true)
 
 
-CHEAPER_MODELS = ("unet_lite", "unet_fast")  # options with fewer FLOPs than the default (their Dice: experiments/lung/)
-TRAIN_MODELS = ("unet", *CHEAPER_MODELS, "unet_seed")  # model options timed in training
+OTHER_MODELS = ("unet_classic", "unet_fast")  # the previous default and the cheapest option (Dice: experiments/lung/)
+TRAIN_MODELS = ("unet", *OTHER_MODELS, "unet_seed")  # model options timed in training
 COMPILED_SETTINGS = [f"{s}{COMPILED}" for s, (channels_last, _) in SETTINGS.items() if channels_last]
 
 
@@ -320,9 +320,9 @@ def measure(args) -> dict:
             train["unet_seed fp32 NCHW"] = {"lightning": lightning_rate("unet_seed", dm, "fp32 NCHW", seed_args),
                                             "plain": plain_rate("unet_seed", dm, "fp32 NCHW", seed_args)}
             print(f"  train unet_seed: {train['unet_seed fp32 NCHW']}", flush=True)
-            for cheap in CHEAPER_MODELS:
-                row = f"{cheap} {results['default_setting']}"
-                train[row] = {"lightning": lightning_rate(cheap, dm, results["default_setting"], args)}
+            for other in OTHER_MODELS:
+                row = f"{other} {results['default_setting']}"
+                train[row] = {"lightning": lightning_rate(other, dm, results["default_setting"], args)}
                 print(f"  train {row}: {train[row]}", flush=True)
             results["train_images_per_s"] = train
             results["train_peak_memory_mb"], results["train_peak_memory_batch_size"] = training_peak_mb(root, args)
