@@ -48,6 +48,10 @@ def test_evaluate_prints_table_and_json_last(trained_run, data_dir, tmp_path):
     assert "dice_per_subject" in result.stdout.split(lines[-1])[0]  # the table comes first
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     assert metrics["n_subjects"] == 2 and metrics["n_images"] == 16
+    subjects = metrics["subjects"]
+    assert len(subjects) == 2 and sum(s["n_images"] for s in subjects.values()) == 16
+    assert sum(s["dice"] for s in subjects.values()) / 2 == pytest.approx(metrics["dice_per_subject"], abs=1e-5)
+    assert all(name in result.stdout for name in subjects)  # the per-subject table
 
 
 def test_evaluate_agrees_with_training_validation(trained_run, data_dir, tmp_path):

@@ -48,6 +48,18 @@ def test_pooled_per_slice_and_per_subject_dice():
     assert m["n_images"] == 3 and m["n_subjects"] == 2
 
 
+def test_by_subject_gives_each_subjects_pooled_figures():
+    truth = masks(SQUARE, [], [(3, 3)])
+    pred = masks(SQUARE + [(3, 3)], [(0, 0)], [])
+    metric = SegMetrics()
+    metric.update(pred, truth, torch.tensor([0, 0, 1]))
+    figures = metric.by_subject()
+    # subject 0: tp 4, fp 2, fn 0; subject 1: its one tumor pixel missed
+    assert figures[0] == pytest.approx({"dice": 0.8, "precision": 4 / 6, "recall": 1.0, "n_images": 2})
+    assert figures[1] == {"dice": 0.0, "precision": 0.0, "recall": 0.0, "n_images": 1}
+    assert sum(f["dice"] for f in figures.values()) / 2 == pytest.approx(float(metric.compute()["dice_per_subject"]))
+
+
 def test_empty_versus_empty_counts_as_one():
     m = compute(masks([], []), masks([], []), [0, 1])
     assert m["dice"] == m["iou"] == m["dice_per_subject"] == 1.0

@@ -109,6 +109,8 @@ def evaluate(cfg: DictConfig) -> dict:
         "largest_3d": choices.largest_3d,
         "data_dir": str(folder),
         "ckpt_path": str(ckpt_path),
+        "subjects": {dataset.subject_names[i]: {k: round(v, 6) for k, v in figures.items()}
+                     for i, figures in metric.by_subject().items()},
     }
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -131,6 +133,10 @@ def print_table(result: dict) -> None:
         if isinstance(value, float) or value is None:
             table.add_row(key, "n/a" if value is None else f"{value:.4f}")
     console.print(table)
+    subjects = Table("subject", "slices", "dice", "precision", "recall")
+    for name, f in result["subjects"].items():
+        subjects.add_row(name, str(f["n_images"]), *(f"{f[k]:.4f}" for k in ("dice", "precision", "recall")))
+    console.print(subjects)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")

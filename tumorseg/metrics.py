@@ -9,7 +9,8 @@ counts them as 1). Here:
   would otherwise add easy 1s (or harsh 0s) that say nothing about segmentation quality.
 - `empty_fp_rate` scores the empty slices instead: the share on which anything is predicted.
 - `dice_per_subject` is the mean over subjects of each subject's pooled Dice (nnU-Net/MSD's
-  per-case figure); a subject without tumor counts by the rule above.
+  per-case figure); a subject without tumor counts by the rule above. `by_subject()` gives each
+  subject's own pooled figures, so that a mean over a few subjects can be read case by case.
 """
 
 import torch
@@ -61,6 +62,16 @@ class SegMetrics(Metric):
         if isinstance(self.tp, list) and not self.tp:
             return [torch.zeros(0, dtype=torch.long, device=self.device) for _ in STATES]
         return [dim_zero_cat(getattr(self, name)) for name in STATES]
+
+    def by_subject(self) -> dict[int, dict[str, float]]:
+        """Each subject's pooled Dice, precision, recall and slice count, by subject id."""
+        tp, fp, fn, subject = self._counts()
+        figures = {}
+        for s in subject.unique().tolist():
+            T, F, N = (c[subject == s].sum() for c in (tp, fp, fn))
+            figures[s] = {"dice": float(dice_of(T, F, N)), "precision": float(ratio(T, T + F, 0.0)),
+                          "recall": float(ratio(T, T + N, 0.0)), "n_images": int((subject == s).sum())}
+        return figures
 
     def compute(self) -> dict[str, torch.Tensor]:
         tp, fp, fn, subject = self._counts()
