@@ -74,20 +74,19 @@ class SegMetrics(Metric):
         return figures
 
     def compute(self) -> dict[str, torch.Tensor]:
-        tp, fp, fn, subject = self._counts()
+        tp, fp, fn, _ = self._counts()
         T, F, N = tp.sum(), fp.sum(), fn.sum()
         has_tumor = (tp + fn) > 0
         empty = ~has_tumor
-        subjects = subject.unique()
-        per_subject = [dice_of(tp[subject == s].sum(), fp[subject == s].sum(), fn[subject == s].sum()) for s in subjects]
+        per_subject = [f["dice"] for f in self.by_subject().values()]
         return {
             "dice": dice_of(T, F, N),
             "iou": ratio(T, T + F + N, EMPTY_SCORE),
             "precision": ratio(T, T + F, 0.0),
             "recall": ratio(T, T + N, 0.0),
             "dice_per_slice": mean(dice_of(tp, fp, fn)[has_tumor]),
-            "dice_per_subject": mean(torch.stack(per_subject) if per_subject else torch.zeros(0)),
+            "dice_per_subject": mean(torch.tensor(per_subject, dtype=torch.double, device=self.device)),
             "empty_fp_rate": mean((fp[empty] > 0).double()),
             "n_images": torch.tensor(len(tp)),
-            "n_subjects": torch.tensor(len(subjects)),
+            "n_subjects": torch.tensor(len(per_subject)),
         }
