@@ -37,6 +37,11 @@ def dice_of(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tenso
     return ratio(2 * tp, 2 * tp + fp + fn, EMPTY_SCORE)
 
 
+def pooled(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Dice, precision and recall of summed confusion counts."""
+    return {"dice": dice_of(tp, fp, fn), "precision": ratio(tp, tp + fp, 0.0), "recall": ratio(tp, tp + fn, 0.0)}
+
+
 class SegMetrics(Metric):
     """Per-slice confusion counts (a torchmetrics Metric: batched, DDP-synced) reduced to every figure above."""
 
@@ -69,8 +74,8 @@ class SegMetrics(Metric):
         figures = {}
         for s in subject.unique().tolist():
             T, F, N = (c[subject == s].sum() for c in (tp, fp, fn))
-            figures[s] = {"dice": float(dice_of(T, F, N)), "precision": float(ratio(T, T + F, 0.0)),
-                          "recall": float(ratio(T, T + N, 0.0)), "n_images": int((subject == s).sum())}
+            figures[s] = {name: float(v) for name, v in pooled(T, F, N).items()}
+            figures[s]["n_images"] = int((subject == s).sum())
         return figures
 
     def compute(self) -> dict[str, torch.Tensor]:
@@ -79,11 +84,13 @@ class SegMetrics(Metric):
         has_tumor = (tp + fn) > 0
         empty = ~has_tumor
         per_subject = [f["dice"] for f in self.by_subject().values()]
+        # pooled() gives dice, precision, recall; iou is put second, where the recorded metrics.json files have it
+        whole = pooled(T, F, N)
         return {
-            "dice": dice_of(T, F, N),
+            "dice": whole["dice"],
             "iou": ratio(T, T + F + N, EMPTY_SCORE),
-            "precision": ratio(T, T + F, 0.0),
-            "recall": ratio(T, T + N, 0.0),
+            "precision": whole["precision"],
+            "recall": whole["recall"],
             "dice_per_slice": mean(dice_of(tp, fp, fn)[has_tumor]),
             "dice_per_subject": mean(torch.tensor(per_subject, dtype=torch.double, device=self.device)),
             "empty_fp_rate": mean((fp[empty] > 0).double()),
