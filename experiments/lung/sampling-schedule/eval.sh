@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shipped evaluation (affine TTA @0.3, fp32) of each arm's fold models on the fold's 10 unseen
 # subjects, both folds at once:
-#   bash experiments/lung/sampling-schedule/eval.sh DATA_ROOT [ARM...]   (then: python experiments/lung/sampling-schedule/decide.py)
+#   bash experiments/lung/sampling-schedule/eval.sh DATA_ROOT [ARM...]   (ARM: share95 cosine poly ema; then: python experiments/lung/sampling-schedule/decide.py)
 set -euo pipefail
 D=$1; shift
 O=outputs/lung/sampling-schedule
