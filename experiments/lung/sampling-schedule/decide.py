@@ -1,4 +1,4 @@
-"""Apply RULES.md rule 1: each arm against the shipped recipe's fold models at seeds 42 and 7, CV folds 0 and 1.
+"""Apply RULES.md rule 1 (and its addendum): each arm against the shipped recipe's fold models at seeds 42 and 7, CV folds 0 and 1.
 
     python experiments/lung/sampling-schedule/decide.py
 """
@@ -11,7 +11,9 @@ HERE = Path(__file__).parent
 BASELINE = {"recipe, seed 42": HERE.parent / "lite-net/eval/fold{}.json",
             "recipe, seed 7": HERE.parent / "seed-ensemble/eval/seed7-fold{}.json"}
 ARMS = {"share95 (tumor_share=0.95)": HERE / "eval/share95-fold{}.json",
-        "cosine (scheduler=cosine)": HERE / "eval/cosine-fold{}.json"}
+        "cosine (scheduler=cosine)": HERE / "eval/cosine-fold{}.json",
+        "poly (scheduler=poly)": HERE / "eval/poly-fold{}.json",
+        "ema (callbacks=ema)": HERE / "eval/ema-fold{}.json"}
 FOLDS = (0, 1)
 
 
