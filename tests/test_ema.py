@@ -1,10 +1,13 @@
 """callbacks=ema: the averaged weights are validated, checkpointed, and tested after fit."""
 
+from types import SimpleNamespace
+
 import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
 
+from tumorseg.callbacks import EMAWeights
 from tumorseg.train import train
 
 
@@ -28,3 +31,15 @@ def test_ema_run_reports_what_its_checkpoint_gives(tiny_cfg, tmp_path):
         (plain,) = run(module, datamodule=datamodule, verbose=False)
         assert plain[f"{stage}/bce"] == pytest.approx(trained[f"{stage}/bce"], rel=1e-4), stage
         assert plain[f"{stage}/dice"] == pytest.approx(trained[f"{stage}/dice"], abs=1e-5), stage
+
+
+def test_ema_waits_for_its_starting_epoch():
+    """update_starting_at_epoch holds back the per-step updates too (Lightning's alone would not)."""
+    module = L.LightningModule()
+    module.layer = torch.nn.Linear(2, 1)
+    ema = EMAWeights(decay=0.9, update_starting_at_epoch=1)
+    ema.setup(SimpleNamespace(), module, "fit")
+    ema.on_train_batch_end(SimpleNamespace(current_epoch=0, global_step=5), module, None, None, 4)
+    assert ema._average_model.n_averaged == 0
+    ema.on_train_batch_end(SimpleNamespace(current_epoch=1, global_step=80), module, None, None, 0)
+    assert ema._average_model.n_averaged == 1

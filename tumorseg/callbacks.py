@@ -63,6 +63,12 @@ class EMAWeights(EMAWeightAveraging):
     """Lightning's moving average of the weights (validated and checkpointed), also after fit: test
     and validate evaluate the averaged weights of the checkpoint they load, as evaluate and ship do."""
 
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args, **kwargs) -> None:
+        # Lightning's per-step updates ignore update_starting_at_epoch (they run from step 0 unless
+        # update_starting_at_step is set): hold them back until that epoch, as the setting says.
+        if trainer.current_epoch >= (self.update_starting_at_epoch or 0):
+            super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # With the fit's average model still held, loading a checkpoint restores its raw weights
         # (current_model_state) and only validation swaps the average back in: test would score
