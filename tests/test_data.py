@@ -133,6 +133,25 @@ def test_tumor_oversampling_sets_the_share_of_drawn_slices(data_dir):
         SegDataModule(str(data_dir / "phantom"), dict(name="full"), tumor_share=1.5)
 
 
+def test_train_crop_cuts_training_slices_around_their_tumor_only(data_dir):
+    import albumentations as A
+
+    flip = A.Compose([A.HorizontalFlip(p=0.5)])
+    dm = SegDataModule(str(data_dir / "phantom"), dict(name="full"), flip, image_size=64, train_crop=32)
+    dm.setup()
+    train, val = dm.datasets["train"], dm.datasets["val"]
+    with_tumor = [i for i in range(len(train)) if train.masks[i].any()]
+    for i in with_tumor[:10]:
+        x, y, _ = train[i]
+        assert x.shape == y.shape == (1, 32, 32) and y.sum() > 0  # the crop holds part of the slice's tumor
+    x, y, _ = train[next(i for i in range(len(train)) if not train.masks[i].any())]
+    assert x.shape == (1, 32, 32) and y.sum() == 0
+    assert val[0][0].shape == (1, 64, 64)  # evaluation stays on whole slices
+    for bad in (48, 96):
+        with pytest.raises(UserError, match=f"data.train_crop={bad}"):
+            SegDataModule(str(data_dir / "phantom"), dict(name="full"), image_size=64, train_crop=bad)
+
+
 def _epoch(sampler, epoch):
     sampler.set_epoch(epoch)
     return list(sampler)

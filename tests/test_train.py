@@ -113,7 +113,7 @@ def test_resume_after_the_last_epoch_still_reports_train_figures(tiny_cfg, tmp_p
 
 
 @pytest.mark.parametrize("choice", [("loss=focal_dice", "scheduler=poly"), ("loss=tversky", "scheduler=onecycle"),
-                                    ("loss=bce", "data.tumor_share=0.9")])
+                                    ("loss=bce", "data.tumor_share=0.9"), ("augment=all", "data.train_crop=32")])
 def test_recipe_options_train(tiny_cfg, choice):
     metrics = train(tiny_cfg(*choice))
     assert metrics["train/loss"] == metrics["train/loss"]  # finite, not NaN

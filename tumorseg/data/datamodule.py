@@ -3,6 +3,7 @@
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import albumentations as A
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
@@ -51,6 +52,7 @@ class SegDataModule(L.LightningDataModule):
         seed: int = 42,
         tumor_share: float | None = None,
         context_slices: int = 0,
+        train_crop: int | None = None,
         phantom: Mapping | None = None,
     ):
         super().__init__()
@@ -64,6 +66,10 @@ class SegDataModule(L.LightningDataModule):
             raise UserError(f"data.tumor_share={tumor_share} must be between 0 and 1 (or null: no oversampling)")
         self.tumor_share = tumor_share
         self.context_slices = context_slices
+        if train_crop is not None and not (32 <= train_crop <= image_size and train_crop % 32 == 0):
+            raise UserError(f"data.train_crop={train_crop} must be a multiple of 32 between 32 and data.image_size "
+                            f"({image_size}), or null: train on whole slices")
+        self.train_crop = train_crop
         self.problems = Problems()
         self.phantom = dict(phantom) if phantom is not None else None
         self.parts: dict[str, list[Sample]] = {}
@@ -114,7 +120,7 @@ class SegDataModule(L.LightningDataModule):
             return
         self.parts = self.split()
         for part, samples in self.parts.items():
-            transform = self.augment if part == "train" else None
+            transform = self.train_transform() if part == "train" else None
             self.datasets[part] = SegDataset(samples, self.image_size, transform, self.mean, self.std,
                                              self.problems, self.mask_threshold, self.strict,
                                              context_slices=self.context_slices)
@@ -122,6 +128,14 @@ class SegDataModule(L.LightningDataModule):
         for part, dataset in self.datasets.items():
             check_part(part, dataset, self.problems)
         self.problems.log_warnings()
+
+    def train_transform(self) -> Callable | None:
+        """The training augmentation, then (with train_crop) a square crop around a tumor pixel if the slice has one."""
+        if self.train_crop is None:
+            return self.augment
+        # Convolutions are translation-equivariant: whole slices at evaluation, crops cost (crop/size)^2 to train.
+        crop = A.CropNonEmptyMaskIfExists(self.train_crop, self.train_crop)
+        return A.Compose([*(self.augment.transforms if self.augment is not None else []), crop])
 
     def summary(self) -> str:
         """One line per part: subjects and slices."""
