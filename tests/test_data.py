@@ -136,6 +136,8 @@ def test_tumor_oversampling_sets_the_share_of_drawn_slices(data_dir):
 def test_train_crop_cuts_training_slices_around_their_tumor_only(data_dir):
     import albumentations as A
 
+    one = SegDataModule(str(data_dir / "phantom"), dict(name="full"), A.HorizontalFlip(p=0.5), train_crop=32)
+    assert [type(t).__name__ for t in one.train_transform()] == ["HorizontalFlip", "CropNonEmptyMaskIfExists"]
     flip = A.Compose([A.HorizontalFlip(p=0.5)])
     dm = SegDataModule(str(data_dir / "phantom"), dict(name="full"), flip, image_size=64, train_crop=32)
     dm.setup()

@@ -135,7 +135,8 @@ class SegDataModule(L.LightningDataModule):
             return self.augment
         # Convolutions are translation-equivariant: whole slices at evaluation, crops cost (crop/size)^2 to train.
         crop = A.CropNonEmptyMaskIfExists(self.train_crop, self.train_crop)
-        return A.Compose([*(self.augment.transforms if self.augment is not None else []), crop])
+        steps = [] if self.augment is None else getattr(self.augment, "transforms", [self.augment])  # Compose: its steps
+        return A.Compose([*steps, crop])
 
     def summary(self) -> str:
         """One line per part: subjects and slices."""
