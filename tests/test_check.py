@@ -41,7 +41,7 @@ def assert_error_names(result, path):
 
 def test_valid_data_set_is_usable_with_a_summary(tmp_path):
     root = make_dataset(tmp_path / "d")
-    result = run_cli("tumorseg.check", f"data.root={root}", "data.image_size=32", f"hydra.run.dir={tmp_path}/log")
+    result = run_main("tumorseg.check", f"data.root={root}", "data.image_size=32", f"hydra.run.dir={tmp_path}/log")
     assert result.returncode == 0, result.stderr
     assert "train: 3 subjects, 9 slices, 9 with tumor" in result.stdout
     assert "sizes 32x32 (9)" in result.stdout
@@ -152,7 +152,7 @@ def test_training_runs_the_same_checks_before_fitting(tmp_path):
     root = make_dataset(tmp_path / "d")
     (root / "train/masks/S1/2.png").unlink()
     (root / "train/images/S2/1.png").write_bytes(b"")
-    result = run_cli("tumorseg.train", f"data.root={root}", "data.image_size=32", "model.depth=2",
+    result = run_main("tumorseg.train", f"data.root={root}", "data.image_size=32", "model.depth=2",
                      f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]

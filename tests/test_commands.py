@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import run_cli, run_main
+from tests.conftest import run_main
 from tumorseg.errors import UserError
 from tumorseg.inference import load_predictor
 from tumorseg.postprocess import remove_small
@@ -39,7 +39,7 @@ def test_training_leaves_plots_and_tensorboard_pictures(trained_run):
 
 
 def test_evaluate_prints_table_and_json_last(trained_run, data_dir, tmp_path):
-    result = run_cli("tumorseg.evaluate", f"ckpt_path={ckpt(trained_run)}", f"data_dir={data_dir / 'phantom'}",
+    result = run_main("tumorseg.evaluate", f"ckpt_path={ckpt(trained_run)}", f"data_dir={data_dir / 'phantom'}",
                      "split=val", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
@@ -98,7 +98,7 @@ def test_bf16_inference_is_used_and_stays_close_to_fp32(trained_run, data_dir, t
 
 
 def test_evaluate_on_a_data_set_root_needs_a_split(trained_run, data_dir, tmp_path):
-    result = run_cli("tumorseg.evaluate", f"ckpt_path={ckpt(trained_run)}", f"data_dir={data_dir / 'phantom'}",
+    result = run_main("tumorseg.evaluate", f"ckpt_path={ckpt(trained_run)}", f"data_dir={data_dir / 'phantom'}",
                      f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2 and "split=val" in result.stderr and "Traceback" not in result.stderr
 
@@ -122,7 +122,7 @@ def test_predict_on_mixed_folder_with_a_corrupt_file(trained_run, tmp_path):
     write_image(folder / "masks/a.png", np.pad(np.full((8, 8), 255, np.uint8), 28))  # ground truth beside a.png
     (folder / "images/broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     out = tmp_path / "out"
-    result = run_cli("tumorseg.predict", f"ckpt_path={ckpt(trained_run)}", f"input={folder}", f"output={out}",
+    result = run_main("tumorseg.predict", f"ckpt_path={ckpt(trained_run)}", f"input={folder}", f"output={out}",
                      "batch_size=2", f"hydra.run.dir={tmp_path / 'log'}")
     assert result.returncode != 0
     assert "broken.png" in result.stderr and "Traceback" not in result.stderr
@@ -142,7 +142,7 @@ def test_predict_on_mixed_folder_with_a_corrupt_file(trained_run, tmp_path):
 
 def test_predict_refuses_images_above_max_pixels(trained_run, tmp_path):
     write_image(tmp_path / "big.png", np.zeros((300, 300), np.uint8))
-    result = run_cli("tumorseg.predict", f"ckpt_path={ckpt(trained_run)}", f"input={tmp_path / 'big.png'}",
+    result = run_main("tumorseg.predict", f"ckpt_path={ckpt(trained_run)}", f"input={tmp_path / 'big.png'}",
                      f"output={tmp_path / 'out'}", "max_pixels=10000", f"hydra.run.dir={tmp_path / 'log'}")
     assert result.returncode != 0 and "max_pixels=10000" in result.stderr and "big.png" in result.stderr
 
@@ -182,7 +182,7 @@ def test_report_tables_evaluate_runs_beside_training_runs(trained_run, data_dir,
 
 
 def test_export_onnx_matches_pytorch(trained_run, tmp_path):
-    result = run_cli("tumorseg.export", f"ckpt_path={ckpt(trained_run)}", f"output={tmp_path / 'm.onnx'}",
+    result = run_main("tumorseg.export", f"ckpt_path={ckpt(trained_run)}", f"output={tmp_path / 'm.onnx'}",
                      f"hydra.run.dir={tmp_path / 'log'}")
     assert result.returncode == 0, result.stderr[-2000:]
     diff = float(result.stdout.strip().splitlines()[-1].rsplit(" ", 1)[1])
@@ -236,10 +236,10 @@ def test_ship_writes_a_small_weights_only_model_with_the_same_outputs(trained_ru
     assert set(content) == {"state_dict", "hyper_parameters", "source", "inference"}
     assert content["inference"] == {"threshold": 0.5, "tta": False, "seed_threshold": 0.0}
     assert all(k.startswith("net.") for k in content["state_dict"])
-    result = run_cli("tumorseg.evaluate", f"ckpt_path={out}", f"data_dir={data_dir / 'phantom' / 'val'}",
+    result = run_main("tumorseg.evaluate", f"ckpt_path={out}", f"data_dir={data_dir / 'phantom' / 'val'}",
                      f"hydra.run.dir={tmp_path / 'a'}")
     shipped = json.loads(result.stdout.strip().splitlines()[-1])
-    result = run_cli("tumorseg.evaluate", f"ckpt_path={ckpt(trained_run)}", f"data_dir={data_dir / 'phantom' / 'val'}",
+    result = run_main("tumorseg.evaluate", f"ckpt_path={ckpt(trained_run)}", f"data_dir={data_dir / 'phantom' / 'val'}",
                      f"hydra.run.dir={tmp_path / 'b'}")
     original = json.loads(result.stdout.strip().splitlines()[-1])
     assert {k: v for k, v in shipped.items() if k != "ckpt_path"} == {k: v for k, v in original.items() if k != "ckpt_path"}
@@ -255,7 +255,7 @@ def test_a_model_files_threshold_and_tta_are_the_default_of_evaluate(trained_run
     val = data_dir / "phantom" / "val"
 
     def evaluate(name: str, *args: str) -> dict:
-        result = run_cli("tumorseg.evaluate", f"data_dir={val}", f"hydra.run.dir={tmp_path / name}", *args)
+        result = run_main("tumorseg.evaluate", f"data_dir={val}", f"hydra.run.dir={tmp_path / name}", *args)
         assert result.returncode == 0, result.stderr[-2000:]
         printed = json.loads(result.stdout.strip().splitlines()[-1])
         assert f"threshold {printed['threshold']}, flip TTA {'on' if printed['tta'] else 'off'}, " in result.stdout
@@ -267,7 +267,7 @@ def test_a_model_files_threshold_and_tta_are_the_default_of_evaluate(trained_run
     assert {k: v for k, v in tuned.items() if k != "ckpt_path"} == {k: v for k, v in explicit.items() if k != "ckpt_path"}
     overridden = evaluate("overridden", f"ckpt_path={tmp_path / 'tuned.pt'}", "tta=false", "threshold=0.5")
     assert (overridden["threshold"], overridden["tta"]) == (0.5, False)
-    result = run_cli("tumorseg.ship", str(model), str(tmp_path / "bad.pt"), "--threshold", "1.5")
+    result = run_main("tumorseg.ship", str(model), str(tmp_path / "bad.pt"), "--threshold", "1.5")
     assert result.returncode == 2 and "--threshold 1.5 must be between 0 and 1" in result.stderr
 
 
@@ -289,7 +289,7 @@ def test_affine_tta_is_a_model_files_choice_and_a_command_setting(trained_run, d
 def test_ship_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
     bad = tmp_path / "notes.ckpt"
     bad.write_text("not a checkpoint")
-    result = run_cli("tumorseg.ship", str(bad), str(tmp_path / "out.pt"))
+    result = run_main("tumorseg.ship", str(bad), str(tmp_path / "out.pt"))
     assert result.returncode == 2 and result.stderr.startswith(f"error: {bad} ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out.pt").exists()
@@ -320,10 +320,10 @@ def test_ship_ensemble_averages_logits_and_soup_averages_weights(trained_run, da
     assert torch.load(tmp_path / "ens.pt", weights_only=True)["members"] == 2
     wa, wb, ws = (p.net.state_dict() for p in (a, b, soup))
     assert all(torch.allclose(ws[k], (wa[k] + wb[k]) / 2) for k in ws if ws[k].is_floating_point())
-    result = run_cli("tumorseg.evaluate", f"ckpt_path={tmp_path / 'ens.pt'}", f"data_dir={data_dir / 'phantom' / 'val'}",
+    result = run_main("tumorseg.evaluate", f"ckpt_path={tmp_path / 'ens.pt'}", f"data_dir={data_dir / 'phantom' / 'val'}",
                      f"hydra.run.dir={tmp_path / 'e'}")
     assert result.returncode == 0 and json.loads(result.stdout.strip().splitlines()[-1])["tta"] is True
-    result = run_cli("tumorseg.export", f"ckpt_path={tmp_path / 'ens.pt'}", f"output={tmp_path / 'ens.onnx'}",
+    result = run_main("tumorseg.export", f"ckpt_path={tmp_path / 'ens.pt'}", f"output={tmp_path / 'ens.onnx'}",
                      f"hydra.run.dir={tmp_path / 'x'}")
     assert result.returncode == 0 and float(result.stdout.strip().splitlines()[-1].rsplit(" ", 1)[1]) < 1e-4
 
@@ -332,6 +332,6 @@ def test_ship_refuses_to_combine_different_models(trained_run, tmp_path):
     content = torch.load(ckpt(trained_run), weights_only=True)
     content["hyper_parameters"]["run_config"]["data"]["image_size"] = 32
     torch.save(content, tmp_path / "small.ckpt")
-    result = run_cli("tumorseg.ship", ckpt(trained_run), str(tmp_path / "out.pt"), "--ensemble", str(tmp_path / "small.ckpt"))
+    result = run_main("tumorseg.ship", ckpt(trained_run), str(tmp_path / "out.pt"), "--ensemble", str(tmp_path / "small.ckpt"))
     assert result.returncode == 2 and "differs from" in result.stderr and "combine runs of one recipe" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out.pt").exists()

@@ -1,6 +1,7 @@
 """Exported ONNX models (fp32 and int8) run in evaluate and predict, with the checkpoint's preprocessing."""
 
 import json
+import os
 
 import numpy as np
 import onnx
@@ -136,3 +137,58 @@ def test_metadata_carries_the_model_files_choices(exported, trained_run):
         torch_side.image_size, torch_side.mean, torch_side.std, torch_side.threshold, torch_side.tta)
     assert json.loads(json.dumps(info)) == info and info["precision"] == "32"
     assert np.isclose(info["threshold"], 0.5)
+
+
+def int8_weight_extremes(path) -> int:
+    """The largest |int8 weight| of the QLinearConv nodes of an ONNX file."""
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    weights = {init.name: init for init in model.graph.initializer}
+    return max(int(np.abs(numpy_helper.to_array(weights[node.input[3]]).astype(np.int32)).max())
+               for node in model.graph.node if node.op_type == "QLinearConv")
+
+
+@pytest.mark.parametrize("which", ["phantom export", "shipped int8 file"])
+def test_int8_weights_cannot_saturate_the_avx2_kernels(which, exported):
+    """Without VNNI, ONNX Runtime adds u8 x s8 products pairwise in int16: 2 x 255 x |w| must stay <= 32767."""
+    from tumorseg.inference import REFERENCE_MODEL
+
+    path = exported["int8"] if which == "phantom export" else REFERENCE_MODEL.with_name("lung_unet.int8.onnx")
+    assert 2 * 255 * int8_weight_extremes(path) <= 32767
+
+
+RUN_ON_EMULATED_AVX2 = """
+import sys, numpy as np, onnxruntime as ort
+session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+np.save(sys.argv[3], session.run(None, {"image": np.load(sys.argv[2])})[0])
+"""
+
+
+def emulated_avx2_logits(model, x: np.ndarray, tmp_path) -> np.ndarray:
+    """ONNX Runtime's logits of model on x under qemu-x86_64 -cpu Haswell: AVX2, no AVX-512, no VNNI."""
+    import platform
+    import shutil
+    import subprocess
+    import sys
+
+    if platform.machine() != "x86_64" or (not shutil.which("qemu-x86_64") and not os.environ.get("CI")):
+        pytest.skip("needs qemu-x86_64 on x86-64 (Debian's qemu-user; make test installs it where it can)")
+    np.save(tmp_path / "x.npy", x)
+    subprocess.run(["qemu-x86_64", "-cpu", "Haswell-v4", sys.executable, "-c", RUN_ON_EMULATED_AVX2, str(model),
+                    str(tmp_path / "x.npy"), str(tmp_path / "y.npy")], check=True, stderr=subprocess.DEVNULL, timeout=300)
+    return np.load(tmp_path / "y.npy")
+
+
+@pytest.mark.parametrize("which", ["phantom export", "shipped int8 file"])
+def test_int8_gives_the_same_logits_on_a_cpu_without_vnni(which, exported, tmp_path):
+    from tumorseg.inference import REFERENCE_MODEL
+
+    path = exported["int8"] if which == "phantom export" else REFERENCE_MODEL.with_name("lung_unet.int8.onnx")
+    predictor = load_predictor(path)
+    x = torch.randn(2, predictor.channels, predictor.image_size, predictor.image_size,
+                    generator=torch.Generator().manual_seed(0))
+    here = predictor.logits(x).numpy()
+    avx2 = emulated_avx2_logits(path, x.numpy(), tmp_path)
+    # the integer sums are exact on both paths; only the float requantization may round differently
+    assert np.abs(avx2 - here).max() <= 1e-3 * max(1.0, float(np.abs(here).max()))

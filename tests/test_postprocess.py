@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.conftest import run_main
 from tumorseg.postprocess import drop_unseeded, largest_region, runs_of_slices, seeded_regions, subject_regions
 
 
@@ -60,7 +60,7 @@ def test_the_largest_region_is_counted_in_3d_across_the_subjects_runs_of_slices(
 
 
 def evaluate(tmp_path, name, *args):
-    result = run_cli("tumorseg.evaluate", *args, f"hydra.run.dir={tmp_path / name}")
+    result = run_main("tumorseg.evaluate", *args, f"hydra.run.dir={tmp_path / name}")
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -79,7 +79,7 @@ def test_evaluate_with_seeds_is_the_same_whatever_the_batches(trained_run, data_
     assert small["recall"] <= plain["recall"]  # only removes pixels
     nothing = evaluate(tmp_path, "nothing", *common, "postprocess.seed_threshold=1")  # no pixel is above 1
     assert nothing["recall"] == 0 and nothing["precision"] == 0
-    bad = run_cli("tumorseg.evaluate", *common, "postprocess.seed_threshold=1.5", f"hydra.run.dir={tmp_path / 'bad'}")
+    bad = run_main("tumorseg.evaluate", *common, "postprocess.seed_threshold=1.5", f"hydra.run.dir={tmp_path / 'bad'}")
     assert bad.returncode == 2 and "postprocess.seed_threshold=1.5 must be between 0 (off) and 1" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
 
@@ -93,7 +93,7 @@ def test_evaluate_and_predict_keep_only_the_largest_3d_region_when_told(trained_
     assert plain["largest_3d"] is False and small["largest_3d"] is True
     assert small == large  # subjects are cut the same way whatever the batches
     assert small["recall"] <= plain["recall"]  # only removes pixels
-    bad = run_cli("tumorseg.evaluate", *common, "postprocess.largest_3d=maybe", f"hydra.run.dir={tmp_path / 'bad'}")
+    bad = run_main("tumorseg.evaluate", *common, "postprocess.largest_3d=maybe", f"hydra.run.dir={tmp_path / 'bad'}")
     assert bad.returncode == 2 and "postprocess.largest_3d=maybe must be true or false" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
 
@@ -105,7 +105,7 @@ def test_evaluate_and_predict_keep_only_the_largest_3d_region_when_told(trained_
         shutil.copy(image, subject / f"{k}.png")
 
     def pixels(name, *args):
-        result = run_cli("tumorseg.predict", f"ckpt_path={ckpt}", f"input={subject}", "threshold=0.05",
+        result = run_main("tumorseg.predict", f"ckpt_path={ckpt}", f"input={subject}", "threshold=0.05",
                          f"output={tmp_path / name}", f"hydra.run.dir={tmp_path / name}", *args)
         assert result.returncode == 0, result.stderr[-2000:]
         with open(tmp_path / name / "summary.csv") as fh:
@@ -124,7 +124,7 @@ def test_predict_applies_the_model_files_seed_per_folder(trained_run, data_dir, 
     assert torch.load(model, weights_only=True)["inference"]["seed_threshold"] == 1.0
 
     def pixels(name, *args):
-        result = run_cli("tumorseg.predict", f"ckpt_path={model}", f"input={data_dir / 'phantom/val'}",
+        result = run_main("tumorseg.predict", f"ckpt_path={model}", f"input={data_dir / 'phantom/val'}",
                          f"output={tmp_path / name}", f"hydra.run.dir={tmp_path / name}", *args)
         assert result.returncode == 0, result.stderr[-2000:]
         with open(tmp_path / name / "summary.csv") as fh:
@@ -135,7 +135,7 @@ def test_predict_applies_the_model_files_seed_per_folder(trained_run, data_dir, 
     assert pixels("seeded") == 0  # the file's seed: no pixel is above 1
     assert pixels("off", "postprocess.seed_threshold=0") > 0
     assert evaluate(tmp_path, "ev", f"ckpt_path={model}", f"data_dir={data_dir / 'phantom/val'}")["seed_threshold"] == 1.0
-    result = run_cli("tumorseg.ship", str(model), str(tmp_path / "bad.pt"), "--seed-threshold", "2")
+    result = run_main("tumorseg.ship", str(model), str(tmp_path / "bad.pt"), "--seed-threshold", "2")
     assert result.returncode == 2 and "--seed-threshold 2.0 must be between 0 (off) and 1" in result.stderr
 
 
@@ -146,6 +146,6 @@ def test_evaluate_runs_where_it_is_told_and_refuses_a_missing_gpu(trained_run, d
                             ("cuda:7", "device=cuda:7: ")):
         if device == "cuda:7" and torch.cuda.device_count() > 7:
             continue
-        result = run_cli("tumorseg.evaluate", *common, f"device={device}", f"hydra.run.dir={tmp_path / device}")
+        result = run_main("tumorseg.evaluate", *common, f"device={device}", f"hydra.run.dir={tmp_path / device}")
         assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
         assert len(result.stderr.strip().splitlines()) == 1

@@ -8,7 +8,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tests.conftest import TINY, phantom_overrides, run_cli
+from tests.conftest import TINY, phantom_overrides, run_cli, run_main
 from tumorseg.train import initial_weights, train
 
 AUGMENTS = ["none", "flip", "rotate", "elastic", "all"]
@@ -80,7 +80,7 @@ def assert_clear_error(result, *fragments):
 
 def test_missing_data_root_is_one_clear_line(tmp_path):
     missing = tmp_path / "nowhere"
-    result = run_cli("tumorseg.train", f"data.root={missing}", f"hydra.run.dir={tmp_path / 'run'}")
+    result = run_main("tumorseg.train", f"data.root={missing}", f"hydra.run.dir={tmp_path / 'run'}")
     assert_clear_error(result, str(missing), "data.root=", "data=phantom")
     assert not (tmp_path / "run/checkpoints").exists()
 
@@ -88,19 +88,19 @@ def test_missing_data_root_is_one_clear_line(tmp_path):
 def test_full_without_val_is_one_clear_line(data_dir, tmp_path):
     (tmp_path / "only_train").mkdir()
     (tmp_path / "only_train/train").symlink_to(data_dir / "phantom/train")
-    result = run_cli("tumorseg.train", "approach=full", f"data.root={tmp_path / 'only_train'}",
+    result = run_main("tumorseg.train", "approach=full", f"data.root={tmp_path / 'only_train'}",
                      f"hydra.run.dir={tmp_path / 'run'}")
     assert_clear_error(result, "approach=full", "val", "approach=split")
 
 
 def test_image_size_the_model_cannot_take_is_one_clear_line(data_dir, tmp_path):
-    result = run_cli("tumorseg.train", *TINY, *phantom_overrides(data_dir), "data.image_size=100",
+    result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), "data.image_size=100",
                      "model.depth=3", f"hydra.run.dir={tmp_path / 'run'}")
     assert_clear_error(result, "data.image_size=100", "model.depth", "96 or 104")
 
 
 def test_missing_checkpoint_is_one_clear_line(data_dir, tmp_path):
-    result = run_cli("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"ckpt_path={tmp_path / 'x.ckpt'}",
+    result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"ckpt_path={tmp_path / 'x.ckpt'}",
                      f"hydra.run.dir={tmp_path / 'run'}")
     assert_clear_error(result, "ckpt_path=", "last.ckpt")
 
@@ -168,13 +168,13 @@ def test_init_from_starts_a_new_schedule_from_the_weights(tiny_cfg, tmp_path):
 
 def test_init_from_a_different_net_is_one_clear_line(trained_run, data_dir, tmp_path):
     source = trained_run / "checkpoints/last.ckpt"
-    result = run_cli("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"init_from={source}",
+    result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"init_from={source}",
                      "model.base_channels=4", f"hydra.run.dir={tmp_path / 'run'}")
     assert_clear_error(result, "init_from=", "model.base_channels=8")  # the trained run's width
     assert not (tmp_path / "run/checkpoints").exists()
-    result = run_cli("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"init_from={source}",
+    result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"init_from={source}",
                      f"ckpt_path={source}", f"hydra.run.dir={tmp_path / 'run'}")
     assert_clear_error(result, "init_from=", "ckpt_path=")
-    result = run_cli("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"init_from={tmp_path / 'none.ckpt'}",
+    result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"init_from={tmp_path / 'none.ckpt'}",
                      f"hydra.run.dir={tmp_path / 'run'}")
     assert_clear_error(result, f"init_from={tmp_path / 'none.ckpt'}", "reference")

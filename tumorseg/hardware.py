@@ -1,5 +1,6 @@
 """What this machine's CPU offers: native bf16 arithmetic, int8 dot products (VNNI)."""
 
+import os
 from functools import cache
 from pathlib import Path
 
@@ -22,9 +23,18 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+def onednn_allows_bf16() -> bool:
+    """False when ONEDNN_MAX_CPU_ISA caps oneDNN below its bf16 kernels (e.g. AVX2, AVX512_CORE_VNNI).
+
+    That cap is how a CPU without bf16 is imitated on one that has it (bench, the test timings).
+    """
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    return not cap or cap in ("ALL", "DEFAULT") or any(key in cap for key in ("BF16", "FP16", "AMX", "AVX10"))
+
+
 def cpu_has_bf16() -> bool:
-    """True where the CPU has bf16 instructions."""
-    return bool(BF16_FLAGS & cpu_flags())
+    """True where the CPU has bf16 instructions (and oneDNN may use them)."""
+    return bool(BF16_FLAGS & cpu_flags()) and onednn_allows_bf16()
 
 
 def cpu_has_vnni() -> bool:
