@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
 from tumorseg.data.phantom import generate_phantom
@@ -50,7 +50,7 @@ def make_cfg(overrides: list[str], out_dir: Path | None = None) -> DictConfig:
     paths = [f"paths.root_dir={REPO}"]
     if out_dir is not None:
         paths += [f"paths.output_dir={out_dir}", f"paths.log_dir={out_dir}"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_module(config_module="tumorseg.conf", version_base="1.3"):
         return compose("train", overrides=paths + overrides)
 
 

@@ -101,9 +101,9 @@ def test_overrides_that_tests_and_benchmarks_rely_on(tmp_path):
 
 
 def test_runs_and_sweeps_go_under_outputs():
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_module(config_module="tumorseg.conf", version_base="1.3"):
         cfg = compose("train", overrides=[f"paths.root_dir={REPO}"], return_hydra_config=True)
     stamp = r"\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d"
     assert re.fullmatch(f"{REPO}/outputs/{stamp}", cfg.hydra.run.dir)

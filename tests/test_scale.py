@@ -117,9 +117,9 @@ def test_multi_gpu_and_cluster_configs_compose():
     ddp = make_cfg(["trainer=ddp", "trainer.devices=8", "trainer.num_nodes=2"])
     assert (ddp.trainer.strategy, ddp.trainer.accelerator, ddp.trainer.num_nodes) == ("ddp", "gpu", 2)
     assert ddp.trainer.sync_batchnorm and ddp.trainer.use_distributed_sampler is False
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_module(config_module="tumorseg.conf", version_base="1.3"):
         slurm = compose("train", overrides=[f"paths.root_dir={REPO}", "hydra/launcher=slurm"], return_hydra_config=True)
     launcher = slurm.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")

@@ -1,7 +1,6 @@
 """tumorseg: tumor segmentation in grayscale medical images with a scratch U-Net."""
 
 import os
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -17,5 +16,8 @@ OmegaConf.register_new_resolver("input_channels", lambda context: 1 + 2 * int(co
 # data.num_workers: up to n loader workers, leaving one core to the training process.
 OmegaConf.register_new_resolver("workers", lambda n: max(0, min(int(n), (os.cpu_count() or 1) - 1)), replace=True)
 
-# Absolute, so the Hydra apps find conf/ whether run as `python -m` or called from Python.
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+# The config groups, shipped as the package tumorseg.conf (the checkout's conf/ folder): every Hydra app and
+# compose() reads them from there, in a wheel as in an editable install. Users add their own folders with
+# hydra.searchpath=[file://DIR] or --config-dir DIR (docs/configuration.md).
+CONF_MODULE = "tumorseg.conf"
+CONF_DIR = f"pkg://{CONF_MODULE}"

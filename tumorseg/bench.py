@@ -25,10 +25,10 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
-from tumorseg import CONF_DIR
+from tumorseg import CONF_MODULE
 from tumorseg.data import SegDataModule, generate_phantom
 from tumorseg.export import export_onnx
 from tumorseg.hardware import cpu_has_bf16, cpu_has_vnni
@@ -69,7 +69,7 @@ DEVICE = "cpu"  # set by main(): cpu or cuda
 
 def config(*overrides: str):
     trainer = ["trainer=gpu"] if DEVICE == "cuda" else []  # the GPU config's workers and pinned memory
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         return compose("train", overrides=["paths.root_dir=.", "paths.output_dir=.", *trainer, *overrides])
 
 
