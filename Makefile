@@ -24,7 +24,7 @@ demo: $(STAMP)  ## train on the embedded phantom data (both approaches), report,
 	$(eval DIR := $(DEMO_DIR))
 	$(BIN)/python -m tumorseg.train -m data=phantom approach=split,full trainer.max_epochs=12 \
 	  hydra.sweep.dir=$(DIR) $(ARGS)
-	$(BIN)/python -m tumorseg.report $(DIR)
+	$(BIN)/python -m tumorseg.report runs=$(DIR)
 	$(BIN)/python -m tumorseg.evaluate ckpt_path=$$(ls $(DIR)/1/checkpoints/epoch_*.ckpt) \
 	  data_dir=data/phantom/val hydra.run.dir=$(DIR)/evaluate
 	$(BIN)/python -m tumorseg.predict ckpt_path=$$(ls $(DIR)/1/checkpoints/epoch_*.ckpt) \
@@ -62,7 +62,7 @@ sweep: $(STAMP)  ## a grid sweep; ARGS="approach=split,full model.base_channels=
 data: $(STAMP)  ## download the public lung CT slices into data/lung-ct-slices (resumable)
 	$(BIN)/python -m tumorseg.fetch
 
-bench: $(STAMP)  ## measure training, data and inference speed; writes experiments/BENCHMARKS.md
+bench: $(STAMP)  ## measure training, data and inference speed; writes outputs/bench/BENCHMARKS.md (ARGS="out=experiments" to record)
 	$(BIN)/python -m tumorseg.bench $(ARGS)
 
 tensorboard: $(STAMP)  ## curves of every run under outputs/

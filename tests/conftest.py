@@ -103,3 +103,17 @@ def run_main(module: str, *args: str) -> subprocess.CompletedProcess:
     finally:
         sys.argv = argv
     return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
+
+
+def ship_main(ckpt, out, *options: str) -> Path:
+    """tumorseg ship ckpt_path=CKPT output=OUT OPTIONS..., in this process; fails the test unless it wrote OUT."""
+    result = run_main("tumorseg.ship", f"ckpt_path={ckpt}", f"output={out}", *options)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return Path(out)
+
+
+def report(runs: list, out=None) -> str:
+    """tumorseg report runs=[...] [out=...], in this process: the table it printed."""
+    result = run_main("tumorseg.report", f"runs=[{','.join(map(str, runs))}]", *([f"out={out}"] if out else []))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.rsplit("written: ", 1)[0]

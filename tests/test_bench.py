@@ -2,11 +2,19 @@
 
 import json
 
-from tumorseg.bench import main
+from hydra import compose, initialize_config_module
+
+from tumorseg.bench import run_bench
+
+
+def main(overrides: list[str]) -> dict:
+    """tumorseg bench OVERRIDES..., in this process."""
+    with initialize_config_module(config_module="tumorseg.conf", version_base="1.3"):
+        return run_bench(compose("bench", overrides=overrides))
 
 
 def test_quick_benchmark_writes_table_and_json(tmp_path):
-    results = main(["--quick", "--image-size", "64", "--batch-size", "4", "--out", str(tmp_path)])
+    results = main(["quick=true", "image_size=64", "batch_size=4", f"out={tmp_path}"])
     saved = json.loads((tmp_path / "benchmarks-quick.json").read_text())
     assert saved["machine"]["cores"] >= 1 and saved["machine"]["torch"]
     assert set(saved["summary"]) == {"lightning_over_plain", "default_over_unet_seed_fp32",
@@ -31,8 +39,8 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
 def test_image_size_the_deepest_model_cannot_halve_is_refused(tmp_path):
     import pytest
 
-    with pytest.raises(SystemExit, match="--image-size 80 does not divide by 32.*use --image-size 64"):
-        main(["--quick", "--image-size", "80", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="image_size=80 does not divide by 32.*use image_size=64"):
+        main(["quick=true", "image_size=80", f"out={tmp_path}"])
     assert not list(tmp_path.iterdir())
 
 
@@ -41,6 +49,6 @@ def test_cuda_benchmark_without_a_gpu_says_so(tmp_path, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(SystemExit, match="--device cuda, but torch sees no GPU"):
-        main(["--quick", "--device", "cuda", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="device=cuda, but torch sees no GPU"):
+        main(["quick=true", "device=cuda", f"out={tmp_path}"])
     assert not list(tmp_path.iterdir())  # nothing half-written

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import run_main
+from tests.conftest import run_main, ship_main
 from tumorseg.errors import UserError
 from tumorseg.inference import load_predictor
 from tumorseg.postprocess import remove_small
@@ -149,7 +149,7 @@ def test_predict_refuses_images_above_max_pixels(trained_run, tmp_path):
 
 def test_report_on_two_runs(trained_run, data_dir, tmp_path):
     from tests.conftest import TINY, make_cfg, phantom_overrides
-    from tumorseg.report import main as report
+    from tests.conftest import report
     from tumorseg.train import train
 
     full = tmp_path / "full"
@@ -157,7 +157,7 @@ def test_report_on_two_runs(trained_run, data_dir, tmp_path):
     (full / ".hydra").mkdir()
     (full / ".hydra/hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      approach: full\n      model: unet\n")
     out = tmp_path / "report.md"
-    table = report([str(trained_run), str(full), "--out", str(out)])
+    table = report([trained_run, full], out=out)
     lines = table.strip().splitlines()
     assert out.read_text() == table and len(lines) == 4
     assert "val dice/subject" in lines[0] and "test loss" in lines[0]
@@ -166,14 +166,14 @@ def test_report_on_two_runs(trained_run, data_dir, tmp_path):
 
 
 def test_report_tables_evaluate_runs_beside_training_runs(trained_run, data_dir, tmp_path):
-    from tumorseg.report import main as report
+    from tests.conftest import report
 
     val = data_dir / "phantom" / "val"
     for tta in ("false", "true"):
         result = run_main("tumorseg.evaluate", f"ckpt_path={ckpt(trained_run)}", f"data_dir={val}", f"tta={tta}",
                           f"hydra.run.dir={tmp_path / 'evals' / tta}")
         assert result.returncode == 0, result.stderr[-2000:]
-    lines = report([str(trained_run), str(tmp_path / "evals"), "--out", str(tmp_path / "r.md")]).splitlines()
+    lines = report([trained_run, tmp_path / "evals"], out=tmp_path / "r.md").splitlines()
     assert "| approach |" in lines[0] and lines[3] == ""
     assert "| checkpoint | threshold | tta | min size |" in lines[4] and len(lines) == 8
     dice = {line.split("|")[1].strip().rsplit("/", 2)[-2:][1]: line.split("|")[8].strip() for line in lines[6:]}
@@ -227,10 +227,8 @@ def test_16bit_images_are_scaled_not_clipped(tmp_path):
 
 
 def test_ship_writes_a_small_weights_only_model_with_the_same_outputs(trained_run, data_dir, tmp_path):
-    from tumorseg.ship import main as ship_main
-
     out = tmp_path / "model.pt"
-    ship_main([ckpt(trained_run), str(out)])
+    ship_main(ckpt(trained_run), out)
     assert out.stat().st_size < (trained_run / "checkpoints/last.ckpt").stat().st_size / 2  # no optimizer state
     content = torch.load(out, weights_only=True)
     assert set(content) == {"state_dict", "hyper_parameters", "source", "inference"}
@@ -246,11 +244,9 @@ def test_ship_writes_a_small_weights_only_model_with_the_same_outputs(trained_ru
 
 
 def test_a_model_files_threshold_and_tta_are_the_default_of_evaluate(trained_run, data_dir, tmp_path):
-    from tumorseg.ship import main as ship_main
-
     model = tmp_path / "model.pt"
-    ship_main([ckpt(trained_run), str(model)])
-    ship_main([str(model), str(tmp_path / "tuned.pt"), "--threshold", "0.3", "--tta"])  # a model file re-shipped
+    ship_main(ckpt(trained_run), model)
+    ship_main(model, tmp_path / "tuned.pt", "threshold=0.3", "tta=true")  # a model file re-shipped
     assert torch.load(tmp_path / "tuned.pt", weights_only=True)["source"]["checkpoint"] == "last.ckpt"
     val = data_dir / "phantom" / "val"
 
@@ -267,14 +263,12 @@ def test_a_model_files_threshold_and_tta_are_the_default_of_evaluate(trained_run
     assert {k: v for k, v in tuned.items() if k != "ckpt_path"} == {k: v for k, v in explicit.items() if k != "ckpt_path"}
     overridden = evaluate("overridden", f"ckpt_path={tmp_path / 'tuned.pt'}", "tta=false", "threshold=0.5")
     assert (overridden["threshold"], overridden["tta"]) == (0.5, False)
-    result = run_main("tumorseg.ship", str(model), str(tmp_path / "bad.pt"), "--threshold", "1.5")
-    assert result.returncode == 2 and "--threshold 1.5 must be between 0 and 1" in result.stderr
+    result = run_main("tumorseg.ship", f"ckpt_path={model}", f"output={tmp_path / 'bad.pt'}", "threshold=1.5")
+    assert result.returncode == 2 and "threshold=1.5 must be a float between 0 and 1" in result.stderr
 
 
 def test_affine_tta_is_a_model_files_choice_and_a_command_setting(trained_run, data_dir, tmp_path):
-    from tumorseg.ship import main as ship_main
-
-    ship_main([ckpt(trained_run), str(tmp_path / "affine.pt"), "--tta", "affine"])
+    ship_main(ckpt(trained_run), tmp_path / "affine.pt", "tta=affine")
     assert torch.load(tmp_path / "affine.pt", weights_only=True)["inference"]["tta"] == "affine"
     val = data_dir / "phantom" / "val"
     result = run_main("tumorseg.evaluate", f"ckpt_path={tmp_path / 'affine.pt'}", f"data_dir={val}",
@@ -289,7 +283,7 @@ def test_affine_tta_is_a_model_files_choice_and_a_command_setting(trained_run, d
 def test_ship_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
     bad = tmp_path / "notes.ckpt"
     bad.write_text("not a checkpoint")
-    result = run_main("tumorseg.ship", str(bad), str(tmp_path / "out.pt"))
+    result = run_main("tumorseg.ship", f"ckpt_path={bad}", f"output={tmp_path / 'out.pt'}")
     assert result.returncode == 2 and result.stderr.startswith(f"error: {bad} ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out.pt").exists()
@@ -306,11 +300,9 @@ def perturbed_copy(run, path):
 
 
 def test_ship_ensemble_averages_logits_and_soup_averages_weights(trained_run, data_dir, tmp_path):
-    from tumorseg.ship import main as ship_main
-
     other = perturbed_copy(trained_run, tmp_path / "other.ckpt")
-    ship_main([ckpt(trained_run), str(tmp_path / "ens.pt"), "--ensemble", other, "--threshold", "0.3", "--tta"])
-    ship_main([ckpt(trained_run), str(tmp_path / "soup.pt"), "--soup", other])
+    ship_main(ckpt(trained_run), tmp_path / "ens.pt", f"ensemble=[{other}]", "threshold=0.3", "tta=true")
+    ship_main(ckpt(trained_run), tmp_path / "soup.pt", f"soup=[{other}]")
     a, b = load_predictor(ckpt(trained_run)), load_predictor(other)
     ens, soup = load_predictor(tmp_path / "ens.pt"), load_predictor(tmp_path / "soup.pt")
     x = torch.randn(2, 1, a.image_size, a.image_size)
@@ -332,6 +324,33 @@ def test_ship_refuses_to_combine_different_models(trained_run, tmp_path):
     content = torch.load(ckpt(trained_run), weights_only=True)
     content["hyper_parameters"]["run_config"]["data"]["image_size"] = 32
     torch.save(content, tmp_path / "small.ckpt")
-    result = run_main("tumorseg.ship", ckpt(trained_run), str(tmp_path / "out.pt"), "--ensemble", str(tmp_path / "small.ckpt"))
+    result = run_main("tumorseg.ship", f"ckpt_path={ckpt(trained_run)}", f"output={tmp_path / 'out.pt'}", f"ensemble=[{tmp_path / 'small.ckpt'}]")
     assert result.returncode == 2 and "differs from" in result.stderr and "combine runs of one recipe" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out.pt").exists()
+
+
+def test_ship_writes_only_where_it_is_told(trained_run, tmp_path):
+    import hashlib
+
+    from tumorseg.inference import REFERENCE_MODEL
+
+    def digest(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    shipped = digest(REFERENCE_MODEL)
+    result = run_main("tumorseg.ship", f"ckpt_path={ckpt(trained_run)}")
+    assert result.returncode == 2 and "output is not set" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and digest(REFERENCE_MODEL) == shipped
+    mine = tmp_path / "mine.pt"
+    mine.write_bytes(b"a file of the user's")
+    for args, message in (((f"output={mine}",), "exists: choose another file, or add overwrite=true"),
+                          ((f"output={tmp_path}",), "is a folder"),
+                          ((f"output={ckpt(trained_run)}", "overwrite=true"), "is one of the files it is made from")):
+        result = run_main("tumorseg.ship", f"ckpt_path={ckpt(trained_run)}", *args)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert mine.read_bytes() == b"a file of the user's" and digest(REFERENCE_MODEL) == shipped
+    assert torch.load(ckpt(trained_run), weights_only=True)["state_dict"]
+    ship_main(ckpt(trained_run), mine, "overwrite=true")
+    assert load_predictor(mine).image_size == load_predictor(ckpt(trained_run)).image_size
+    assert not list(tmp_path.glob("*.part"))

@@ -117,10 +117,10 @@ def test_evaluate_and_predict_keep_only_the_largest_3d_region_when_told(trained_
 
 
 def test_predict_applies_the_model_files_seed_per_folder(trained_run, data_dir, tmp_path):
-    from tumorseg.ship import main as ship_main
+    from tests.conftest import ship_main
 
     model = tmp_path / "seeded.pt"
-    ship_main([str(trained_run / "checkpoints/last.ckpt"), str(model), "--seed-threshold", "1"])
+    ship_main(trained_run / "checkpoints/last.ckpt", model, "seed_threshold=1")
     assert torch.load(model, weights_only=True)["inference"]["seed_threshold"] == 1.0
 
     def pixels(name, *args):
@@ -135,8 +135,8 @@ def test_predict_applies_the_model_files_seed_per_folder(trained_run, data_dir, 
     assert pixels("seeded") == 0  # the file's seed: no pixel is above 1
     assert pixels("off", "postprocess.seed_threshold=0") > 0
     assert evaluate(tmp_path, "ev", f"ckpt_path={model}", f"data_dir={data_dir / 'phantom/val'}")["seed_threshold"] == 1.0
-    result = run_main("tumorseg.ship", str(model), str(tmp_path / "bad.pt"), "--seed-threshold", "2")
-    assert result.returncode == 2 and "--seed-threshold 2.0 must be between 0 (off) and 1" in result.stderr
+    result = run_main("tumorseg.ship", f"ckpt_path={model}", f"output={tmp_path / 'bad.pt'}", "seed_threshold=2")
+    assert result.returncode == 2 and "seed_threshold=2 must be a float between 0 (off) and 1" in result.stderr
 
 
 def test_evaluate_runs_where_it_is_told_and_refuses_a_missing_gpu(trained_run, data_dir, tmp_path):

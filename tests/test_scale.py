@@ -7,7 +7,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from tests.conftest import CONF, REPO, TINY, make_cfg, phantom_overrides, run_cli
-from tumorseg.report import main as report
+from tests.conftest import report
 
 LEARNS = ["model.base_channels=8", "trainer.max_epochs=3", "trainer.limit_train_batches=6", "optimizer.lr=3e-3"]
 
@@ -51,7 +51,7 @@ def test_parallel_joblib_sweep_and_its_report(data_dir, tmp_path):
     result = run_cli("tumorseg.train", "-m", "hydra/launcher=parallel", "approach=split,full", *TINY,
                      *phantom_overrides(data_dir), f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
-    table = report([str(sweep)])
+    table = report([sweep])
     assert table.count("\n") == 4 and "| 0 | split" in table and "| 1 | full" in table
 
 
@@ -70,7 +70,7 @@ def test_two_fold_cross_validation_with_report(data_dir, tmp_path):
     result = run_cli("tumorseg.train", "-m", "approach=cv", "approach.k=2", "approach.fold=0,1", *TINY,
                      *phantom_overrides(data_dir), f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
-    table = report([str(sweep)]).strip().splitlines()
+    table = report([sweep]).strip().splitlines()
     assert "(fold 0/2)" in table[2] and "(fold 1/2)" in table[3]
     assert table[4].startswith("| mean ± std over 2 folds | cv") and "±" in table[4].split("|")[8]
 
@@ -84,7 +84,7 @@ def test_report_summarizes_each_cross_validated_setting_apart(tmp_path):
                       "model": {"base_channels": 16}, "paths": {"output_dir": str(run)}}
             (run / ".hydra/config.yaml").write_text(json.dumps(config))
             (run / "metrics.json").write_text(json.dumps({"test/dice": dice + (recipe == "D") * 0.1}))
-    table = report([str(tmp_path)]).strip().splitlines()
+    table = report([tmp_path]).strip().splitlines()
     summaries = [line for line in table if "mean ± std" in line]
     assert [line.split("|")[1].strip() for line in summaries] == ["cv-A: mean ± std over 2 folds",
                                                                   "cv-D: mean ± std over 2 folds"]

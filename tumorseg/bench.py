@@ -1,10 +1,11 @@
 """Benchmark on this machine: training (Lightning vs plain PyTorch), data pipeline, inference, FLOP
-efficiency, memory. Prints a table; writes experiments/BENCHMARKS.md and experiments/benchmarks.json.
+efficiency, memory. Prints a table; writes BENCHMARKS.md and benchmarks.json into out= (outputs/bench).
 
-    python -m tumorseg.bench                 # full run
-    python -m tumorseg.bench --quick         # about a minute: small images, few steps
-    python -m tumorseg.bench --parts train,infer --batch-size 8 --image-size 256
-    python -m tumorseg.bench --device cuda --batch-size 32   # writes BENCHMARKS-gpu.md
+    tumorseg bench                          # full run
+    tumorseg bench quick=true               # about a minute: small images, few steps
+    tumorseg bench parts=[train,infer] batch_size=8 image_size=256
+    tumorseg bench device=cuda batch_size=32   # writes BENCHMARKS-gpu.md
+    tumorseg bench out=experiments          # the recorded figures of the project's machine
 """
 
 import argparse
@@ -25,10 +26,13 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+import hydra
 from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
-from tumorseg import CONF_MODULE
+from tumorseg import CONF_DIR, CONF_MODULE
 from tumorseg.data import SegDataModule, generate_phantom
 from tumorseg.export import export_onnx
 from tumorseg.hardware import cpu_has_bf16, cpu_has_vnni
@@ -69,8 +73,11 @@ DEVICE = "cpu"  # set by main(): cpu or cuda
 
 def config(*overrides: str):
     trainer = ["trainer=gpu"] if DEVICE == "cuda" else []  # the GPU config's workers and pinned memory
+    overrides = ["paths.root_dir=.", "paths.output_dir=.", *trainer, *overrides]
+    if GlobalHydra.instance().is_initialized():  # inside the bench command: its Hydra reads the same configs
+        return compose("train", overrides=overrides)
     with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
-        return compose("train", overrides=["paths.root_dir=.", "paths.output_dir=.", *trainer, *overrides])
+        return compose("train", overrides=overrides)
 
 
 def autocast(bf16: bool):
@@ -392,20 +399,20 @@ def markdown(r: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m tumorseg.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="about a minute: 128x128, few steps, no torch.compile")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {','.join(PARTS)}")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--image-size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=10, help="timed training steps per measurement")
-    parser.add_argument("--out", default="experiments", help="folder for BENCHMARKS.md and benchmarks.json")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: writes BENCHMARKS-gpu.md")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="time torch.compile too (default: yes, except with --quick)")
-    args = parser.parse_args(argv)
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="bench")
+def main(cfg: DictConfig) -> dict:
+    return run_bench(cfg)
+
+
+def run_bench(cfg: DictConfig) -> dict:
+    """The measurements of cfg (conf/bench.yaml), written to cfg.out; returns them."""
+    args = argparse.Namespace(**{k: v for k, v in OmegaConf.to_container(cfg).items() if k != "task_name"})
+    if isinstance(args.parts, list):  # parts=[train,infer]
+        args.parts = ",".join(args.parts)
+    if args.device not in ("cpu", "cuda"):
+        raise SystemExit(f"error: device={args.device} is not one of cpu, cuda")
     if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda, but torch sees no GPU here: run without --device")
+        raise SystemExit("error: device=cuda, but torch sees no GPU here: run with device=cpu")
     global DEVICE
     DEVICE = args.device
     args.compile = not args.quick if args.compile is None else args.compile
@@ -414,8 +421,8 @@ def main(argv: list[str] | None = None) -> dict:
     timed = TRAIN_MODELS if "train" in args.parts.split(",") else ("unet",)  # infer and data use the default only
     step = 2 ** max(config(f"model={m}").model.depth for m in timed)
     if args.image_size % step:
-        raise SystemExit(f"error: --image-size {args.image_size} does not divide by {step} (2**depth of the "
-                         f"deepest timed model): use --image-size {max(step, args.image_size // step * step)}")
+        raise SystemExit(f"error: image_size={args.image_size} does not divide by {step} (2**depth of the "
+                         f"deepest timed model): use image_size={max(step, args.image_size // step * step)}")
     args.warmup, args.seed_steps = (1, 1) if args.quick else (2, 3)
     args.data_batches, args.infer_reps, args.matmul_n = (5, 3, 1024) if args.quick else (20, 10, 2048)
     if DEVICE == "cuda":  # cuDNN autotunes in the first steps; a GPU needs big products to reach its peak
@@ -425,7 +432,7 @@ def main(argv: list[str] | None = None) -> dict:
     suffix = ("-gpu" if DEVICE == "cuda" else "") + ("-quick" if args.quick else "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = "python -m tumorseg.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "tumorseg bench " + " ".join(a for a in sys.argv[1:] if not a.startswith("hydra."))
     (out / f"benchmarks{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results, command.strip())
     (out / f"BENCHMARKS{suffix}.md").write_text(table)

@@ -26,6 +26,7 @@ RULES = {
     "model.dropout": (float, lambda v: 0 <= v < 1, "in [0, 1)", 0.1),
     "optimizer.lr": (float, lambda v: v > 0, "> 0", 0.001),
     "trainer.max_epochs": (int, lambda v: v >= 1 or v == -1, ">= 1 (or -1: no limit)", 20),
+    "seed_threshold": (float, lambda v: 0 <= v <= 1, "between 0 (off) and 1", 0.7),
 }
 
 

@@ -1,6 +1,6 @@
 """Download the public lung CT slices into data/lung-ct-slices: resumable, idempotent, safe extraction.
 
-    python -m tumorseg.fetch [--url URL] [--dest data/lung-ct-slices]
+    tumorseg fetch [dest=data/lung-ct-slices] [url=URL]
 
 Source: the GitHub repository SaraElwatany/Lung-TumorDetection-Segmentation, branch
 detected_tumor_segmentation, folder LungTumorDetectionAndSegmentation/: 2D slices derived from the
@@ -8,7 +8,6 @@ Medical Segmentation Decathlon, Task06 Lung (http://medicaldecathlon.com), CC-BY
 and share-alike apply to the downloaded files.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -18,8 +17,11 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+import hydra
+from omegaconf import DictConfig
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
+from tumorseg import CONF_DIR
 from tumorseg.data.layout import find_pairs
 from tumorseg.errors import UserError, exit_on_user_error
 
@@ -39,7 +41,7 @@ def download(url: str, part: Path, chunk: int = 1 << 20) -> Path:
     except urllib.error.HTTPError as err:
         if err.code == 416 and done:  # nothing left to fetch
             return part
-        raise UserError(f"{url} answered HTTP {err.code}: check --url") from None
+        raise UserError(f"{url} answered HTTP {err.code}: check url=") from None
     except (urllib.error.URLError, OSError) as err:
         raise UserError(f"cannot reach {url} ({getattr(err, 'reason', err)}): check the network or --url") from None
     if done and response.status != 206:  # the server ignored the range: start again
@@ -93,7 +95,7 @@ def extract(archive_path: Path, dest: Path) -> dict[str, int]:
     counts = {}
     for part in ("train", "val"):
         if not (staging / part).is_dir():
-            raise UserError(f"the archive holds no {FOLDER}/{part}/: check --url")
+            raise UserError(f"the archive holds no {FOLDER}/{part}/: check url=")
         samples = find_pairs(staging / part)
         counts[part] = len(samples)
         counts[f"{part}_subjects"] = len({s.subject for s in samples})
@@ -107,7 +109,7 @@ def fetch(url: str, dest: Path) -> dict[str, int]:
     if marker.is_file():
         return {k: v for k, v in json.loads(marker.read_text()).items() if k != "url"}
     if dest.exists() and any(dest.iterdir()):
-        raise UserError(f"{dest} exists and was not made by tumorseg.fetch: remove it or pass --dest")
+        raise UserError(f"{dest} exists and was not made by tumorseg.fetch: remove it or set dest=")
     if dest.exists():
         dest.rmdir()
     archive = download(url, dest.with_name(dest.name + ".zip.part"))
@@ -117,15 +119,14 @@ def fetch(url: str, dest: Path) -> dict[str, int]:
     return counts
 
 
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="fetch")
 @exit_on_user_error
-def main(argv: list[str] | None = None) -> dict[str, int]:
-    parser = argparse.ArgumentParser(prog="python -m tumorseg.fetch", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=URL, help="zip archive of the repository branch")
-    parser.add_argument("--dest", default="data/lung-ct-slices", help="where the data set goes")
-    args = parser.parse_args(argv)
-    counts = fetch(args.url, Path(args.dest))
+def main(cfg: DictConfig) -> dict[str, int]:
+    if not cfg.dest:
+        raise UserError("dest is not set: dest=<folder> where the data set goes, e.g. dest=data/lung-ct-slices")
+    counts = fetch(cfg.url or URL, Path(cfg.dest))
     print("Slices derived from the Medical Segmentation Decathlon Task06 Lung, CC-BY-SA 4.0.", file=sys.stderr)
-    print(f"{args.dest}: train {counts['train']} slices / {counts['train_subjects']} subjects, "
+    print(f"{cfg.dest}: train {counts['train']} slices / {counts['train_subjects']} subjects, "
           f"val {counts['val']} slices / {counts['val_subjects']} subjects")
     return counts
 

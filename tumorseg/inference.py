@@ -31,7 +31,7 @@ class Predictor:
     std: float
     source: str
     context_slices: int = 0
-    threshold: float = 0.5  # the model file's own choices (python -m tumorseg.ship --threshold --tta)
+    threshold: float = 0.5  # the model file's own choices (tumorseg ship threshold= tta=)
     tta: bool | str = False  # tumorseg.tta.tta_choice
     seed_threshold: float = 0.0  # 3D seeded regions (tumorseg.postprocess); <= threshold: off
     bf16: bool = False  # bf16 autocast (use_precision)

@@ -1,17 +1,19 @@
 """Results table: one Markdown row per run (or per run of a sweep dir).
 
-    python -m tumorseg.report RUN_DIR_OR_SWEEP_DIR... [--out report.md]
+    tumorseg report runs=SWEEP_DIR [out=report.md]
+    tumorseg report runs=[RUN_DIR,RUN_DIR,...]
 """
 
-import argparse
 import json
 import os
 import statistics
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
+import hydra
+from omegaconf import DictConfig, OmegaConf
 
+from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
 
 # (header, metrics.json key); the original study's loss columns first.
@@ -126,15 +128,14 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="report")
 @exit_on_user_error
-def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(prog="python -m tumorseg.report", description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="run dirs or sweep dirs")
-    parser.add_argument("--out", help="where to write the table (default: report.md in the runs' common dir)")
-    args = parser.parse_args(argv)
-    runs = find_runs(args.runs)
+def main(cfg: DictConfig) -> str:
+    if not cfg.runs:
+        raise UserError("runs is not set: runs=<sweep dir> or runs=[<run dir>,<run dir>]")
+    runs = find_runs([str(r) for r in cfg.runs] if OmegaConf.is_list(cfg.runs) else [str(cfg.runs)])
     table = markdown([describe(r) for r in runs])
-    out = Path(args.out) if args.out else Path(os.path.commonpath([os.path.abspath(r) for r in runs])) / "report.md"
+    out = Path(cfg.out) if cfg.out else Path(os.path.commonpath([os.path.abspath(r) for r in runs])) / "report.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table)
     sys.stdout.write(table)
