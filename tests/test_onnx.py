@@ -93,10 +93,13 @@ def test_export_errors_are_one_line_and_keep_what_was_there(exported, trained_ru
     keep = tmp_path / "kept.onnx"
     keep.write_bytes(b"an earlier export")
     cases = {
-        ("quantize=int8",): "needs calibration_dir=<data>/train",
-        ("quantize=int4",): "quantize=int4 is not one of null (fp32), int8",
-        ("quantize=int8", f"calibration_dir={data_dir / 'phantom/train'}", "calibration_slices=8",
-         "min_agreement=1.01"): "not written: export without quantize",
+        (): f"output={keep} exists: choose another file, or add overwrite=true",
+        ("overwrite=true", "quantize=int8"): "needs calibration_dir=<data>/train",
+        ("overwrite=true", "quantize=int4"): "quantize=int4 is not one of null (fp32), int8",
+        ("overwrite=true", "quantize=int8", f"calibration_dir={data_dir / 'phantom/train'}", "calibration_slices=8",
+         "min_agreement=1.0"): "not written: export without quantize",
+        ("overwrite=true", f"output={tmp_path}"): f"output={tmp_path} is a folder",
+        ("overwrite=true", f"output={ckpt(trained_run)}"): "is the model it exports",
     }
     for args, message in cases.items():
         result = run_main("tumorseg.export", f"ckpt_path={ckpt(trained_run)}", f"output={keep}", *args,
@@ -104,7 +107,7 @@ def test_export_errors_are_one_line_and_keep_what_was_there(exported, trained_ru
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr[-500:])
         assert len(result.stderr.strip().splitlines()) == 1
         assert keep.read_bytes() == b"an earlier export" and not list(tmp_path.glob("kept.onnx.*"))
-    result = run_main("tumorseg.export", f"ckpt_path={exported['int8']}", f"output={keep}",
+    result = run_main("tumorseg.export", f"ckpt_path={exported['int8']}", f"output={keep}", "overwrite=true",
                       f"hydra.run.dir={tmp_path / 'log'}")
     assert result.returncode == 2 and "is already ONNX" in result.stderr
 

@@ -80,7 +80,7 @@ def test_evaluate_with_seeds_is_the_same_whatever_the_batches(trained_run, data_
     nothing = evaluate(tmp_path, "nothing", *common, "postprocess.seed_threshold=1")  # no pixel is above 1
     assert nothing["recall"] == 0 and nothing["precision"] == 0
     bad = run_main("tumorseg.evaluate", *common, "postprocess.seed_threshold=1.5", f"hydra.run.dir={tmp_path / 'bad'}")
-    assert bad.returncode == 2 and "postprocess.seed_threshold=1.5 must be between 0 (off) and 1" in bad.stderr
+    assert bad.returncode == 2 and "postprocess.seed_threshold=1.5 must be a float between 0 (off) and 1" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
 
 

@@ -83,7 +83,19 @@ def test_killed_run_resumes_to_the_same_metrics(data_dir, tmp_path):
 
 def test_resume_needs_a_finished_epoch(data_dir, tmp_path):
     result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"resume={tmp_path / 'empty'}")
-    assert result.returncode == 2 and "last.ckpt is not a file" in result.stderr
+    assert result.returncode == 2 and "is not a run dir (no checkpoints/last.ckpt in it)" in result.stderr
+
+
+def test_resume_at_a_data_folder_writes_nothing_into_it(data_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "val"
+    shutil.copytree(data_dir / "phantom/val", folder)
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"resume={folder}")
+    assert result.returncode == 2 and f"resume={folder} is not a run dir" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
 
 
 def test_nan_loss_stops_with_epoch_step_and_last_good_checkpoint(data_dir, tmp_path):

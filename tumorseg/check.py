@@ -18,6 +18,7 @@ from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import PARTS, find_pairs
 from tumorseg.data.problems import Problems
 from tumorseg import CONF_DIR
+from tumorseg.config_checks import check_config
 from tumorseg.errors import EXIT_USER_ERROR, UserError, exit_on_user_error
 
 
@@ -57,6 +58,7 @@ def check(data: DictConfig) -> tuple[list[str], Problems]:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="check")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
+    check_config(cfg)
     lines, problems = check(cfg.data)
     for line in lines:
         print(line)

@@ -12,21 +12,39 @@ from omegaconf import DictConfig, OmegaConf
 
 from tumorseg.errors import EXIT_USER_ERROR, UserError
 
-# key: (type, test, what the test asks, an example)
+# The one rule set of every command's options, by their key in the composed config (a command checks the keys its
+# config has). key: (type, test, what the test asks, an example)
 RULES = {
     "seed": (int, lambda v: v >= 0, ">= 0", 42),
     "threshold": (float, lambda v: 0 < v < 1, "between 0 and 1", 0.5),
+    "seed_threshold": (float, lambda v: 0 <= v <= 1, "between 0 (off) and 1", 0.7),
+    "batch_size": (int, lambda v: v > 0, "> 0", 16),
+    "max_pixels": (int, lambda v: v > 0, "> 0", 100_000_000),
+    "postprocess.min_size": (int, lambda v: v >= 0, ">= 0 (0: keep all)", 10),
+    "postprocess.seed_threshold": (float, lambda v: 0 <= v <= 1, "between 0 (off) and 1", 0.7),
+    "opset": (int, lambda v: v >= 7, ">= 7", 17),
+    "check_batch": (int, lambda v: v > 0, "> 0", 3),
+    "tolerance": (float, lambda v: v > 0, "> 0", 1e-4),
+    "calibration_slices": (int, lambda v: v > 0, "> 0", 64),
+    "min_agreement": (float, lambda v: 0 <= v <= 1, "between 0 and 1", 0.9),
     "data.image_size": (int, lambda v: v > 0, "> 0", 256),
     "data.batch_size": (int, lambda v: v > 0, "> 0", 16),
     "data.num_workers": (int, lambda v: v >= 0, ">= 0", 2),
     "data.context_slices": (int, lambda v: v >= 0, ">= 0 (0: 2D)", 1),
+    "data.mean": (float, lambda v: True, "", 0.5),
+    "data.std": (float, lambda v: v > 0, "> 0", 0.25),
+    "data.tumor_share": (float, lambda v: 0 <= v <= 1, "between 0 and 1", 0.9),
+    "approach.k": (int, lambda v: v >= 2, ">= 2", 5),
+    "approach.fold": (int, lambda v: v >= 0, ">= 0", 0),
+    "approach.test_size": (float, lambda v: 0 < v < 1, "between 0 and 1", 0.2),
+    "approach.val_size": (float, lambda v: 0 < v < 1, "between 0 and 1", 0.1),
     "model.base_channels": (int, lambda v: v > 0, "> 0", 16),
     "model.depth": (int, lambda v: v >= 1, ">= 1", 4),
     "model.flat_steps": (int, lambda v: v >= 0, ">= 0", 1),
     "model.dropout": (float, lambda v: 0 <= v < 1, "in [0, 1)", 0.1),
     "optimizer.lr": (float, lambda v: v > 0, "> 0", 0.001),
+    "optimizer.weight_decay": (float, lambda v: v >= 0, ">= 0", 1e-4),
     "trainer.max_epochs": (int, lambda v: v >= 1 or v == -1, ">= 1 (or -1: no limit)", 20),
-    "seed_threshold": (float, lambda v: 0 <= v <= 1, "between 0 (off) and 1", 0.7),
 }
 
 
@@ -38,8 +56,8 @@ def check_config(cfg: DictConfig) -> None:
             continue
         ok_type = isinstance(value, kind) or (kind is float and isinstance(value, int))
         if isinstance(value, bool) or not ok_type or not test(value):
-            raise UserError(f"{key}={value!r} must be {'an' if kind is int else 'a'} {kind.__name__} {wanted}: "
-                            f"e.g. {key}={example}")
+            raise UserError(f"{key}={value!r} must be {'an' if kind is int else 'a'} {kind.__name__}"
+                            f"{' ' + wanted if wanted else ''}: e.g. {key}={example}")
 
 
 def check_compiler(cfg: DictConfig) -> None:
@@ -76,6 +94,12 @@ class OutputDirCheck(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)  # as Hydra does next; run.dir may need ${hydra:...}
+        resume = config.get("resume")
+        if resume and not (Path(resume).expanduser() / "checkpoints" / "last.ckpt").is_file():
+            # Hydra would write .hydra/ and the log into that folder next: refuse before it does
+            print(f"error: resume={resume} is not a run dir (no checkpoints/last.ckpt in it): resume=<run dir> of a "
+                  f"run that finished an epoch, or ckpt_path=<file>.ckpt", file=sys.stderr, flush=True)
+            sys.exit(EXIT_USER_ERROR)
         self._check(config.hydra.run.dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:

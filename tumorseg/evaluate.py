@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import PARTS, find_pairs
 from tumorseg import CONF_DIR
+from tumorseg.config_checks import check_config
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.inference import (Choices, Predictor, inference_settings, load_predictor, model_path, use_device,
                                 use_precision)
@@ -81,6 +82,7 @@ def final_masks(probs: np.ndarray, numbers: list[int | None], choices: Choices, 
 
 def evaluate(cfg: DictConfig) -> dict:
     """Metrics of cfg.ckpt_path on cfg.data_dir; also written to <output dir>/metrics.json."""
+    check_config(cfg)
     ckpt_path = model_path(cfg)
     predictor = load_predictor(ckpt_path)
     folder = resolve_folder(cfg.data_dir, cfg.split)

@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig
 
 from tumorseg import CONF_DIR
+from tumorseg.config_checks import check_config
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.inference import Predictor, export_metadata, load_predictor, model_path
 from tumorseg.onnx_model import OnnxNet, for_export, quantize_int8, write_metadata
@@ -63,13 +64,21 @@ def export(cfg: DictConfig) -> tuple[Path, float, float]:
     """
     import onnxruntime as ort
 
+    check_config(cfg)
     if cfg.quantize not in (None, "int8"):
         raise UserError(f"quantize={cfg.quantize} is not one of null (fp32), int8")
-    predictor = load_predictor(model_path(cfg))
+    source = model_path(cfg)
+    out = Path(cfg.output).expanduser()
+    if out.is_dir():
+        raise UserError(f"output={out} is a folder: name the file, e.g. output={out / 'model.onnx'}")
+    if out.resolve() == source.resolve():
+        raise UserError(f"output={out} is the model it exports (ckpt_path): write the .onnx elsewhere")
+    if out.exists() and not cfg.get("overwrite"):
+        raise UserError(f"output={out} exists: choose another file, or add overwrite=true to replace it")
+    predictor = load_predictor(source)
     if isinstance(predictor.net, OnnxNet):
         raise UserError(f"ckpt_path={predictor.source} is already ONNX: export from the .ckpt or .pt it came from")
     size, channels = predictor.image_size, predictor.channels
-    out = Path(cfg.output).expanduser()
     calibration = calibration_batches(predictor, cfg.calibration_dir, cfg.calibration_slices) if cfg.quantize else None
     draft = out.with_name(out.name + ".part")
     fp32 = export_onnx(predictor.net.to(memory_format=torch.contiguous_format), (channels, size, size),

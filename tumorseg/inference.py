@@ -154,6 +154,9 @@ class Choices(NamedTuple):
 def inference_settings(cfg, predictor: Predictor) -> Choices:
     """threshold, tta and postprocess.seed_threshold: the command's when set, else the model file's; postprocess.largest_3d."""
     threshold = predictor.threshold if cfg.get("threshold") is None else float(cfg.threshold)
+    if not 0 < threshold < 1:  # the command's own threshold= is checked with its other options
+        raise UserError(f"{predictor.source} stores threshold {threshold}, outside (0, 1): set threshold= (e.g. "
+                        f"threshold=0.5), or re-ship the model with tumorseg ship threshold=")
     tta = predictor.tta if cfg.get("tta") is None else tta_choice(cfg.tta)
     seed = cfg.get("postprocess", {}).get("seed_threshold")
     seed = predictor.seed_threshold if seed is None else float(seed)

@@ -4,6 +4,7 @@
 """
 
 import csv
+import io
 import sys
 from pathlib import Path
 
@@ -18,11 +19,13 @@ from tumorseg.data.context import context_table
 from tumorseg.data.decode import read_gray
 from tumorseg.data.layout import IMAGE_EXTS, files_below
 from tumorseg import CONF_DIR
+from tumorseg.config_checks import check_config
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.inference import (Choices, Predictor, inference_settings, load_predictor, model_path, use_device,
                                 use_precision)
 from tumorseg.postprocess import count_components, remove_small, slice_index, subject_regions
-from tumorseg.pictures import overlay, save_rgb
+from tumorseg.output_files import OutputFiles, check_apart
+from tumorseg.pictures import overlay
 
 FIELDS = ("path", "tumor_pixels", "tumor_fraction", "max_probability", "components")
 
@@ -112,29 +115,37 @@ def by_folder(files: list[Path]) -> list[list[int]]:
 
 def predict(cfg: DictConfig) -> tuple[Path, list[dict], list[str]]:
     """Write masks/, overlays/ and summary.csv; return (output dir, rows, failures)."""
+    check_config(cfg)
     predictor = load_predictor(model_path(cfg))
     choices = inference_settings(cfg, predictor)
     use_device(cfg, predictor)
     use_precision(cfg, predictor)
     base, files = find_images(cfg.input)
-    inputs = ModelInputs(predictor, files, cfg.max_pixels)
     out = Path(cfg.output or cfg.paths.output_dir).expanduser()
+    check_apart(out, [Path(cfg.input)])
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output={out} is a file: name a folder for masks/, overlays/ and summary.csv")
+    written = OutputFiles(overwrite=bool(cfg.get("overwrite")))
+    written.claim([out / kind / f.relative_to(base).with_suffix(".png") for f in files for kind in ("masks", "overlays")]
+                  + [out / "summary.csv"])
+    inputs = ModelInputs(predictor, files, cfg.max_pixels)
     rows, failures = [], []
     with Progress(transient=True) as progress:
         task = progress.add_task(f"predicting {len(files)} images", total=len(files))
         for group in by_folder(files):
-            rows += predict_folder(cfg, predictor, choices, inputs, [(i, files[i]) for i in group], base, out, failures)
+            rows += predict_folder(cfg, predictor, choices, inputs, [(i, files[i]) for i in group], base, out, failures,
+                                   written)
             progress.advance(task, len(group))
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "summary.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    written.text(out / "summary.csv", table.getvalue())
     return out, rows, failures
 
 
 def predict_folder(cfg: DictConfig, predictor: Predictor, choices: Choices, inputs: ModelInputs, group: list[tuple[int, Path]],
-                   base: Path, out: Path, failures: list[str]) -> list[dict]:
+                   base: Path, out: Path, failures: list[str], written: OutputFiles) -> list[dict]:
     """Masks and overlays of one folder's files (a subject: post-processed together); their summary rows."""
     read, rows = [], []  # (file, gray, position) of the readable files
     for i, path in group:
@@ -153,9 +164,8 @@ def predict_folder(cfg: DictConfig, predictor: Predictor, choices: Choices, inpu
     for (path, gray, _), prob in zip(read, probs):
         mask, row = predict_one(gray, prob, choices.threshold, cfg.postprocess.min_size)
         rel = path.relative_to(base).with_suffix(".png")
-        (out / "masks" / rel).parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(out / "masks" / rel), mask * 255)
-        save_rgb(out / "overlays" / rel, overlay(gray, mask, truth_beside(path)))
+        written.image(out / "masks" / rel, mask * 255)
+        written.image(out / "overlays" / rel, cv2.cvtColor(overlay(gray, mask, truth_beside(path)), cv2.COLOR_RGB2BGR))
         rows.append({"path": str(path.relative_to(base)), **row})
     return rows
 
