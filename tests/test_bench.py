@@ -5,6 +5,7 @@ import json
 from hydra import compose, initialize_config_module
 
 from tumorseg.bench import run_bench
+from tumorseg.errors import UserError
 
 
 def main(overrides: list[str]) -> dict:
@@ -39,7 +40,7 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
 def test_image_size_the_deepest_model_cannot_halve_is_refused(tmp_path):
     import pytest
 
-    with pytest.raises(SystemExit, match="image_size=80 does not divide by 32.*use image_size=64"):
+    with pytest.raises(UserError, match="image_size=80 does not divide by 32.*use image_size=64"):
         main(["quick=true", "image_size=80", f"out={tmp_path}"])
     assert not list(tmp_path.iterdir())
 
@@ -49,6 +50,6 @@ def test_cuda_benchmark_without_a_gpu_says_so(tmp_path, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(SystemExit, match="device=cuda, but torch sees no GPU"):
+    with pytest.raises(UserError, match="device=cuda, but torch sees no GPU"):
         main(["quick=true", "device=cuda", f"out={tmp_path}"])
     assert not list(tmp_path.iterdir())  # nothing half-written

@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tumorseg import CONF_DIR, CONF_MODULE
 from tumorseg.data import SegDataModule, generate_phantom
+from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.export import export_onnx
 from tumorseg.hardware import cpu_has_bf16, cpu_has_vnni
 from tumorseg.onnx_model import OnnxNet, quantize_int8
@@ -400,6 +401,7 @@ def markdown(r: dict, command: str) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="bench")
+@exit_on_user_error
 def main(cfg: DictConfig) -> dict:
     return run_bench(cfg)
 
@@ -410,9 +412,9 @@ def run_bench(cfg: DictConfig) -> dict:
     if isinstance(args.parts, list):  # parts=[train,infer]
         args.parts = ",".join(args.parts)
     if args.device not in ("cpu", "cuda"):
-        raise SystemExit(f"error: device={args.device} is not one of cpu, cuda")
+        raise UserError(f"device={args.device} is not one of cpu, cuda")
     if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: device=cuda, but torch sees no GPU here: run with device=cpu")
+        raise UserError("device=cuda, but torch sees no GPU here: run with device=cpu")
     global DEVICE
     DEVICE = args.device
     args.compile = not args.quick if args.compile is None else args.compile
@@ -421,7 +423,7 @@ def run_bench(cfg: DictConfig) -> dict:
     timed = TRAIN_MODELS if "train" in args.parts.split(",") else ("unet",)  # infer and data use the default only
     step = 2 ** max(config(f"model={m}").model.depth for m in timed)
     if args.image_size % step:
-        raise SystemExit(f"error: image_size={args.image_size} does not divide by {step} (2**depth of the "
+        raise UserError(f"image_size={args.image_size} does not divide by {step} (2**depth of the "
                          f"deepest timed model): use image_size={max(step, args.image_size // step * step)}")
     args.warmup, args.seed_steps = (1, 1) if args.quick else (2, 3)
     args.data_batches, args.infer_reps, args.matmul_n = (5, 3, 1024) if args.quick else (20, 10, 2048)

@@ -5,6 +5,9 @@
 
 import json
 import logging
+import math
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from tumorseg import CONF_DIR
@@ -94,6 +98,26 @@ def initial_weights(cfg: DictConfig) -> dict | None:
     return net_weights(ckpt)
 
 
+# The shell's statuses of a process ended by a signal: a pre-empted cluster job must not look successful.
+EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
+
+
+def strict_json(metrics: dict) -> str:
+    """metrics as strict JSON: a NaN or infinite figure (no value was ever logged) is written as null."""
+    finite = {k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in metrics.items()}
+    return json.dumps(finite, indent=2, allow_nan=False)
+
+
+def fit_or_exit_interrupted(trainer: L.Trainer, module, datamodule, ckpt_path: str | None) -> None:
+    """trainer.fit; after SIGTERM or Ctrl+C (interrupted.ckpt saved by guards.InterruptCheckpoint) exit 143 or 130."""
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException:  # Lightning's, a SystemExit of status 0
+        sys.exit(EXIT_SIGTERM)
+    except SystemExit:  # Lightning ends a KeyboardInterrupt with sys.exit(1)
+        sys.exit(EXIT_SIGINT if trainer.interrupted else 1)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """One run; returns the final metrics (also written to <run dir>/metrics.json)."""
     check_config(cfg)
@@ -107,6 +131,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.prepare_data()
     datamodule.setup()
     log.info("data %s: %s", datamodule.root, datamodule.summary())
+    if len(datamodule.train_dataloader()) == 0:  # a lone slice is dropped: BatchNorm needs 2 per batch
+        raise UserError(f"nothing to train on: the split leaves {len(datamodule.datasets['train'])} training slice(s) "
+                        f"({datamodule.summary()}); add subjects to {datamodule.root}/train, or use approach=full "
+                        f"with a val/ folder")
     # run_config goes in as plain data, past instantiate (which would build its _target_ nodes).
     module = instantiate(cfg.module, _partial_=True)(run_config=OmegaConf.to_container(cfg, resolve=True))
     if weights is not None:
@@ -114,14 +142,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    fit_or_exit_interrupted(trainer, module, datamodule, ckpt_path)
     fit_minutes = (time.perf_counter() - start) / 60  # of this process: a resumed run adds its earlier part
     if trainer.is_global_zero and loggers:
         save_curves(loggers, out_dir)  # before the final evaluation adds its own points
     metrics = evaluate_best(trainer, module, datamodule)
     metrics["fit_minutes"] = round(fit_minutes, 2)
     if trainer.is_global_zero:
-        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (out_dir / "metrics.json").write_text(strict_json(metrics) + "\n")
         save_prediction_grid(module, datamodule.datasets["val"], out_dir, cfg.threshold)
         for logger in loggers:
             logger.log_hyperparams(hparams_of(cfg), {k: v for k, v in metrics.items() if v is not None})

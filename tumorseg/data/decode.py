@@ -12,6 +12,11 @@ from tumorseg.data.problems import Problems
 from tumorseg.errors import UserError
 
 
+# Every image and mask of every command is decoded by read_gray, which first reads the header and refuses more
+# pixels than this (a small file can announce gigabytes: a decompression bomb); predict's max_pixels= sets it.
+MAX_PIXELS = 100_000_000
+
+
 def check_pixels(path: Path, max_pixels: int) -> None:
     """Refuse an image whose header announces more than max_pixels (a decompression bomb)."""
     try:
@@ -26,10 +31,9 @@ def check_pixels(path: Path, max_pixels: int) -> None:
                         f"shrink it or raise max_pixels")
 
 
-def read_gray(path: Path, max_pixels: int | None = None, problems: Problems | None = None) -> np.ndarray:
-    """Decode an image file to one 8-bit gray channel (16-bit scaled, colour converted)."""
-    if max_pixels:
-        check_pixels(path, max_pixels)
+def read_gray(path: Path, max_pixels: int = MAX_PIXELS, problems: Problems | None = None) -> np.ndarray:
+    """Decode an image file to one 8-bit gray channel (16-bit scaled, colour converted), refusing a bomb first."""
+    check_pixels(path, max_pixels)
     size = path.stat().st_size if path.is_file() else -1
     if size == 0:
         raise UserError(f"{path} is an empty (zero-byte) file: replace it with the real image or remove it")
