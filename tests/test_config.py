@@ -105,7 +105,7 @@ def test_runs_and_sweeps_go_under_outputs():
 
     with initialize_config_module(config_module="tumorseg.conf", version_base="1.3"):
         cfg = compose("train", overrides=[f"paths.root_dir={REPO}"], return_hydra_config=True)
-    stamp = r"\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d"
+    stamp = r"\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d-\d{6}"  # microseconds: two launches in a second differ
     assert re.fullmatch(f"{REPO}/outputs/{stamp}", cfg.hydra.run.dir)
     assert re.fullmatch(f"{REPO}/outputs/multirun/{stamp}", cfg.hydra.sweep.dir)
     assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"] == "${hydra.job.num}"

@@ -1,5 +1,6 @@
 """Config faults caught before any training: wrong types and ranges, an output dir that cannot be written."""
 
+import atexit
 import os
 import shutil
 import sys
@@ -82,8 +83,53 @@ def check_writable(folder: str | Path) -> None:
                         f"set hydra.run.dir (or hydra.sweep.dir) to a folder you can write") from None
 
 
+LOCK = ".lock"  # in a run dir: the pid of the process that owns it
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def take_run_dir(folder: Path) -> Path | None:
+    """Write folder/.lock with this process's pid; refuse a folder whose lock names a live other process.
+
+    A lock left by a dead process (killed, crashed) is taken over. DDP's worker processes (LOCAL_RANK > 0) share
+    their launcher's run dir and take no lock.
+    """
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return None
+    lock = folder / LOCK
+    try:
+        owner = int(lock.read_text().split()[0]) if lock.is_file() else None
+    except (ValueError, IndexError, OSError):
+        owner = None
+    if owner and owner != os.getpid() and pid_alive(owner):
+        raise UserError(f"run dir {folder} is in use by process {owner} (its {LOCK}): wait for it to end, or choose "
+                        f"another hydra.run.dir")
+    lock.write_text(f"{os.getpid()}\n")
+    return lock
+
+
+def release_run_dir(lock: Path | None) -> None:
+    """Remove the lock if this process still owns it."""
+    try:
+        if lock is not None and lock.read_text().split()[0] == str(os.getpid()):
+            lock.unlink()
+    except (OSError, IndexError):
+        pass
+
+
 class OutputDirCheck(Callback):
-    """Hydra callback: check the run/sweep dir before Hydra creates it (which would end in a traceback)."""
+    """Hydra callback: check the run/sweep dir before Hydra creates it (which would end in a traceback), and hold
+    the run dir's lock while the command runs."""
+
+    lock: Path | None = None
 
     def _check(self, folder: str) -> None:
         try:
@@ -101,6 +147,15 @@ class OutputDirCheck(Callback):
                   f"run that finished an epoch, or ckpt_path=<file>.ckpt", file=sys.stderr, flush=True)
             sys.exit(EXIT_USER_ERROR)
         self._check(config.hydra.run.dir)
+        try:
+            self.lock = take_run_dir(Path(config.hydra.run.dir).expanduser())
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            sys.exit(EXIT_USER_ERROR)
+        atexit.register(release_run_dir, self.lock)  # also after sys.exit (an error, a signal's status)
+
+    def on_run_end(self, config: DictConfig, **kwargs) -> None:
+        release_run_dir(self.lock)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)
