@@ -151,3 +151,41 @@ def test_unknown_option_is_refused_by_hydra_without_traceback(tmp_path):
     result = run_cli("tumorseg.train", "data=phantom", "model.base_chanels=8", f"hydra.run.dir={tmp_path}")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "model.base_chanels" in result.stderr
+
+
+def files_of(run):
+    return {p.relative_to(run): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+def test_a_resume_that_changes_the_net_is_refused_before_anything_is_written(trained_run, data_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "unfinished"
+    shutil.copytree(trained_run, run)
+    (run / "metrics.json").unlink()  # a run that stopped before its end
+    before = files_of(run)
+    result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), "trainer.max_epochs=6",
+                      "trainer.limit_train_batches=8", "trainer.limit_val_batches=1.0", "optimizer.lr=3e-3",
+                      "model.base_channels=16", f"resume={run}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "was trained with model.base_channels=8, this command says model.base_channels=16" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert files_of(run) == before
+
+
+def test_resuming_a_finished_run_says_so_and_changes_nothing(trained_run, data_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "finished"
+    shutil.copytree(trained_run, run)
+    before = files_of(run)
+    result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), f"resume={run}")
+    assert result.returncode == 0 and "is a finished run" in result.stdout, result.stderr[-1000:]
+    assert files_of(run) == before
+
+
+def test_ckpt_path_of_another_net_is_one_line(trained_run, data_dir, tmp_path):
+    result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), "model.base_channels=16",
+                      f"ckpt_path={trained_run / 'checkpoints/last.ckpt'}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2 and "holds a net with model.base_channels=8" in result.stderr, result.stderr[-800:]
+    assert len(result.stderr.strip().splitlines()) == 1

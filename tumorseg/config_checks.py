@@ -83,6 +83,62 @@ def check_writable(folder: str | Path) -> None:
                         f"set hydra.run.dir (or hydra.sweep.dir) to a folder you can write") from None
 
 
+# What a resumed run must share with the run it continues: the net, its input, what it learns and how.
+# (data.root, num_workers and pin_memory may differ: the same data moved, another machine.)
+RESUME_KEYS = ("seed", "model", "data", "approach", "augment", "loss", "optimizer", "scheduler", "module")
+RESUME_FREE = {"data.root", "data.num_workers", "data.pin_memory"}
+
+
+def leaves(node, prefix: str = "") -> dict:
+    """{dotted key: value} of a plain nested dict."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    return {k: v for key, value in node.items() for k, v in leaves(value, f"{prefix}.{key}" if prefix else key).items()}
+
+
+def plain(config: DictConfig, key: str, resolve: bool):
+    """The value at key as plain data (resolved when asked and resolvable)."""
+    node = OmegaConf.select(config, key, default=None)
+    if not OmegaConf.is_config(node):
+        return node
+    try:
+        return OmegaConf.to_container(node, resolve=resolve)
+    except Exception:  # noqa: BLE001 - an interpolation not resolvable yet: compare as written
+        return OmegaConf.to_container(node, resolve=False)
+
+
+def recorded_config(run: Path) -> tuple[DictConfig, bool] | None:
+    """(the config a run was started with, whether it is resolved): its .hydra/config.yaml, else its last.ckpt's."""
+    if (run / ".hydra" / "config.yaml").is_file():
+        return OmegaConf.load(run / ".hydra" / "config.yaml"), False
+    try:
+        import torch
+
+        content = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+        return OmegaConf.create(content["hyper_parameters"]["run_config"]), True
+    except Exception:  # noqa: BLE001 - no readable record: train's own checks of the checkpoint speak
+        return None
+
+
+def resume_verdict(config: DictConfig, run: Path) -> tuple[int, str] | None:
+    """(exit status, message) when resume=run must stop before anything is written; None when it may go on."""
+    if (run / "metrics.json").is_file():
+        return 0, (f"{run} is a finished run (it has metrics.json): nothing to resume, nothing changed. To train "
+                   f"further, start a new run with ckpt_path={run / 'checkpoints' / 'last.ckpt'}")
+    record = recorded_config(run)
+    if record is None:
+        return None
+    recorded, resolved = record
+    for key in RESUME_KEYS:
+        old, new = leaves({key: plain(recorded, key, False)}), leaves({key: plain(config, key, resolved)})
+        for leaf in sorted(set(old) | set(new)):
+            if leaf not in RESUME_FREE and old.get(leaf) != new.get(leaf):
+                return EXIT_USER_ERROR, (f"error: resume={run} was trained with {leaf}={old.get(leaf)}, this command "
+                                         f"says {leaf}={new.get(leaf)}: resume with the run's own settings (drop "
+                                         f"the override), or start a new run with ckpt_path= or init_from=")
+    return None
+
+
 LOCK = ".lock"  # in a run dir: the pid of the process that owns it
 
 
@@ -146,6 +202,11 @@ class OutputDirCheck(Callback):
             print(f"error: resume={resume} is not a run dir (no checkpoints/last.ckpt in it): resume=<run dir> of a "
                   f"run that finished an epoch, or ckpt_path=<file>.ckpt", file=sys.stderr, flush=True)
             sys.exit(EXIT_USER_ERROR)
+        verdict = resume_verdict(config, Path(resume).expanduser()) if resume else None
+        if verdict:  # before Hydra writes .hydra/ and the log: the run's record stays as it was
+            status, message = verdict
+            print(message, file=sys.stderr if status else sys.stdout, flush=True)
+            sys.exit(status)
         self._check(config.hydra.run.dir)
         try:
             self.lock = take_run_dir(Path(config.hydra.run.dir).expanduser())

@@ -67,7 +67,15 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
     if not Path(path).is_file():
         raise UserError(f"{path} is not a file: use ckpt_path=<run dir>/checkpoints/last.ckpt "
                         f"or resume=<run dir> (a run that finished an epoch)")
-    load_checkpoint(path)  # refuses, with a clear message, a file that would run pickled code
+    content = load_checkpoint(path)  # refuses, with a clear message, a file that would run pickled code
+    stored = ((content.get("hyper_parameters") or {}).get("run_config") or {}).get("model") or {}
+    wanted = OmegaConf.to_container(cfg.model, resolve=True)
+    for key in sorted(set(stored) | set(wanted)):
+        if stored and stored.get(key) != wanted.get(key):
+            option = "resume" if cfg.get("resume") else "ckpt_path"
+            raise UserError(f"{option}={path} holds a net with model.{key}={stored.get(key)}, this run's has model.{key}="
+                            f"{wanted.get(key)}: continue with the checkpoint's model settings, or start from its "
+                            f"weights with init_from= only if the nets match")
     return str(path)
 
 
@@ -123,8 +131,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_config(cfg)
     check_compiler(cfg)
     check_image_size(cfg.data.image_size, cfg.model.depth)
+    weights = initial_weights(cfg)  # first: it refuses init_from= beside ckpt_path=/resume=
     ckpt_path = resume_checkpoint(cfg)
-    weights = initial_weights(cfg)
     out_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
