@@ -13,6 +13,11 @@ import torch
 from tests.conftest import REPO, TINY, phantom_overrides
 
 
+def default_sigint() -> None:
+    """In the child: Ctrl+C's default disposition (a shell that starts a job in the background ignores SIGINT in it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_leaves_interrupted_ckpt_and_a_non_zero_status(sig, status, data_dir, tmp_path):
@@ -21,7 +26,7 @@ def test_a_signal_leaves_interrupted_ckpt_and_a_non_zero_status(sig, status, dat
             "model.base_channels=8", f"hydra.run.dir={run}"]
     proc = subprocess.Popen([sys.executable, "-m", "tumorseg.train", *args], cwd=REPO,
                             env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=default_sigint)
     last, deadline = run / "checkpoints/last.ckpt", time.time() + 240
     while time.time() < deadline and proc.poll() is None and not last.is_file():
         time.sleep(0.05)
