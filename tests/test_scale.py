@@ -124,3 +124,20 @@ def test_multi_gpu_and_cluster_configs_compose():
     launcher = slurm.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.gpus_per_node, launcher.cpus_per_task, launcher.timeout_min) == (1, 8, 240)
+
+
+def test_report_of_odd_run_dirs_is_a_table_or_one_line(tmp_path):
+    from tests.conftest import run_main
+
+    for name, content in (("0", '{"val/dice": 0.5}'), ("abc", '{"val/dice": 0.6}'), ("10", '{"val/dice": 0.7}'),
+                          ("2", '{"val/dice": 0.8}')):
+        (tmp_path / "sweep" / name).mkdir(parents=True)
+        (tmp_path / "sweep" / name / "metrics.json").write_text(content)
+    rows = report([tmp_path / "sweep"]).strip().splitlines()[2:]  # under the header and its rule
+    assert [r.split("|")[1].strip().rsplit("/", 1)[-1] for r in rows] == ["0", "2", "10", "abc"]
+    result = run_main("tumorseg.report", f"runs={tmp_path / 'sweep'}", f"out={tmp_path}")
+    assert result.returncode == 2 and f"out={tmp_path} is a folder" in result.stderr
+    (tmp_path / "sweep/abc/metrics.json").write_text("{not json")
+    result = run_main("tumorseg.report", f"runs={tmp_path / 'sweep'}")
+    assert result.returncode == 2 and "sweep/abc/metrics.json cannot be read as JSON" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

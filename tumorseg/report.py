@@ -29,6 +29,23 @@ EVAL_COLUMNS = [("threshold", "threshold"), ("tta", "tta"), ("min size", "min_si
                 ("empty FP rate", "empty_fp_rate")]
 
 
+def natural_order(path: Path) -> list[tuple]:
+    """Sort key: sweep job numbers as numbers (2 before 10), other names as text; both kinds may sit side by side."""
+    return [(0, int(part), "") if part.isascii() and part.isdigit() else (1, 0, part) for part in path.parts]
+
+
+def read_metrics(run: Path) -> dict:
+    """A run's metrics.json (UserError naming the file when it is not a JSON object)."""
+    try:
+        metrics = json.loads((run / "metrics.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{run / 'metrics.json'} cannot be read as JSON ({err}): rerun that run, or leave its "
+                        f"folder out of runs=") from None
+    if not isinstance(metrics, dict):
+        raise UserError(f"{run / 'metrics.json'} is not a JSON object of figures: leave its folder out of runs=")
+    return metrics
+
+
 def find_runs(paths: list[str]) -> list[Path]:
     """Run dirs (holding metrics.json) at or below each path, in order."""
     runs = []
@@ -37,7 +54,7 @@ def find_runs(paths: list[str]) -> list[Path]:
         if not path.exists():
             raise UserError(f"{path} does not exist: give run dirs or sweep dirs holding metrics.json")
         found = [path] if (path / "metrics.json").is_file() else sorted(
-            (p.parent for p in path.rglob("metrics.json")), key=lambda p: [int(s) if s.isdigit() else s for s in p.parts])
+            (p.parent for p in path.rglob("metrics.json")), key=natural_order)
         if not found:
             raise UserError(f"{path} holds no metrics.json: is it a finished tumorseg.train run?")
         runs += found
@@ -47,7 +64,7 @@ def find_runs(paths: list[str]) -> list[Path]:
 def describe(run: Path) -> dict:
     """The run's group choices (from .hydra/) and its final metrics."""
     row = {"run": str(run)}
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = read_metrics(run)
     if "data_dir" in metrics:  # an evaluate run
         return {**row, **metrics}
     hydra_yaml, config_yaml = run / ".hydra/hydra.yaml", run / ".hydra/config.yaml"
@@ -136,6 +153,8 @@ def main(cfg: DictConfig) -> str:
     runs = find_runs([str(r) for r in cfg.runs] if OmegaConf.is_list(cfg.runs) else [str(cfg.runs)])
     table = markdown([describe(r) for r in runs])
     out = Path(cfg.out) if cfg.out else Path(os.path.commonpath([os.path.abspath(r) for r in runs])) / "report.md"
+    if out.is_dir():
+        raise UserError(f"out={out} is a folder: name the file, e.g. out={out / 'report.md'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table)
     sys.stdout.write(table)
