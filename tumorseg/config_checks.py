@@ -120,11 +120,15 @@ def recorded_config(run: Path) -> tuple[DictConfig, bool] | None:
         return None
 
 
-def resume_verdict(config: DictConfig, run: Path) -> tuple[int, str] | None:
-    """(exit status, message) when resume=run must stop before anything is written; None when it may go on."""
+def resume_verdict(config: DictConfig, run: Path) -> str | None:
+    """Checked before Hydra writes into run: UserError when resume=run must not go on; a message when the run is
+    finished (nothing to do); None when it may go on."""
+    if not (run / "checkpoints" / "last.ckpt").is_file():
+        raise UserError(f"resume={run} is not a run dir (no checkpoints/last.ckpt in it): resume=<run dir> of a run "
+                        f"that finished an epoch, or ckpt_path=<file>.ckpt")
     if (run / "metrics.json").is_file():
-        return 0, (f"{run} is a finished run (it has metrics.json): nothing to resume, nothing changed. To train "
-                   f"further, start a new run with ckpt_path={run / 'checkpoints' / 'last.ckpt'}")
+        return (f"{run} is a finished run (it has metrics.json): nothing to resume, nothing changed. To train "
+                f"further, start a new run with ckpt_path={run / 'checkpoints' / 'last.ckpt'}")
     record = recorded_config(run)
     if record is None:
         return None
@@ -133,9 +137,9 @@ def resume_verdict(config: DictConfig, run: Path) -> tuple[int, str] | None:
         old, new = leaves({key: plain(recorded, key, False)}), leaves({key: plain(config, key, resolved)})
         for leaf in sorted(set(old) | set(new)):
             if leaf not in RESUME_FREE and old.get(leaf) != new.get(leaf):
-                return EXIT_USER_ERROR, (f"error: resume={run} was trained with {leaf}={old.get(leaf)}, this command "
-                                         f"says {leaf}={new.get(leaf)}: resume with the run's own settings (drop "
-                                         f"the override), or start a new run with ckpt_path= or init_from=")
+                raise UserError(f"resume={run} was trained with {leaf}={old.get(leaf)}, this command says "
+                                f"{leaf}={new.get(leaf)}: resume with the run's own settings (drop the override), or "
+                                f"start a new run with ckpt_path= or init_from=")
     return None
 
 
@@ -196,19 +200,13 @@ class OutputDirCheck(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)  # as Hydra does next; run.dir may need ${hydra:...}
-        resume = config.get("resume")
-        if resume and not (Path(resume).expanduser() / "checkpoints" / "last.ckpt").is_file():
-            # Hydra would write .hydra/ and the log into that folder next: refuse before it does
-            print(f"error: resume={resume} is not a run dir (no checkpoints/last.ckpt in it): resume=<run dir> of a "
-                  f"run that finished an epoch, or ckpt_path=<file>.ckpt", file=sys.stderr, flush=True)
-            sys.exit(EXIT_USER_ERROR)
-        verdict = resume_verdict(config, Path(resume).expanduser()) if resume else None
-        if verdict:  # before Hydra writes .hydra/ and the log: the run's record stays as it was
-            status, message = verdict
-            print(message, file=sys.stderr if status else sys.stdout, flush=True)
-            sys.exit(status)
-        self._check(config.hydra.run.dir)
-        try:
+        try:  # all before Hydra writes .hydra/ and the log into the run dir
+            resume = config.get("resume")
+            finished = resume_verdict(config, Path(resume).expanduser()) if resume else None
+            if finished:
+                print(finished, flush=True)
+                sys.exit(0)
+            check_writable(config.hydra.run.dir)
             self.lock = take_run_dir(Path(config.hydra.run.dir).expanduser())
         except UserError as err:
             print(f"error: {err}", file=sys.stderr, flush=True)

@@ -41,7 +41,12 @@ def grid(tiles: list[np.ndarray], columns: int = 1, pad: int = 2) -> np.ndarray:
     return out
 
 
+def bgr(rgb: np.ndarray) -> np.ndarray:
+    """An RGB array in the channel order OpenCV writes (BGR)."""
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
 def save_rgb(path, rgb: np.ndarray) -> None:
-    """Write an RGB array as PNG (OpenCV writes BGR)."""
+    """Write an RGB array as PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(path), bgr(rgb))

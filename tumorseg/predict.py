@@ -25,7 +25,7 @@ from tumorseg.inference import (Choices, Predictor, inference_settings, load_pre
                                 use_precision)
 from tumorseg.postprocess import count_components, remove_small, slice_index, subject_regions
 from tumorseg.output_files import OutputFiles, check_apart
-from tumorseg.pictures import overlay
+from tumorseg.pictures import bgr, overlay
 
 FIELDS = ("path", "tumor_pixels", "tumor_fraction", "max_probability", "components")
 
@@ -165,7 +165,7 @@ def predict_folder(cfg: DictConfig, predictor: Predictor, choices: Choices, inpu
         mask, row = predict_one(gray, prob, choices.threshold, cfg.postprocess.min_size)
         rel = path.relative_to(base).with_suffix(".png")
         written.image(out / "masks" / rel, mask * 255)
-        written.image(out / "overlays" / rel, cv2.cvtColor(overlay(gray, mask, truth_beside(path)), cv2.COLOR_RGB2BGR))
+        written.image(out / "overlays" / rel, bgr(overlay(gray, mask, truth_beside(path))))
         rows.append({"path": str(path.relative_to(base)), **row})
     return rows
 

@@ -70,8 +70,8 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
     content = load_checkpoint(path)  # refuses, with a clear message, a file that would run pickled code
     stored = ((content.get("hyper_parameters") or {}).get("run_config") or {}).get("model") or {}
     wanted = OmegaConf.to_container(cfg.model, resolve=True)
-    for key in sorted(set(stored) | set(wanted)):
-        if stored and stored.get(key) != wanted.get(key):
+    for key in sorted(set(stored) | set(wanted)) if stored else ():
+        if stored.get(key) != wanted.get(key):
             option = "resume" if cfg.get("resume") else "ckpt_path"
             raise UserError(f"{option}={path} holds a net with model.{key}={stored.get(key)}, this run's has model.{key}="
                             f"{wanted.get(key)}: continue with the checkpoint's model settings, or start from its "
