@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from tumorseg.data.datamodule import check_part
 from tumorseg.data.dataset import SegDataset
-from tumorseg.data.layout import PARTS, find_pairs
+from tumorseg.data.layout import PARTS, check_root, find_pairs
 from tumorseg.data.problems import Problems
 from tumorseg import CONF_DIR
 from tumorseg.config_checks import check_config
@@ -24,6 +24,8 @@ from tumorseg.errors import EXIT_USER_ERROR, UserError, exit_on_user_error
 
 def summarize(part: str, dataset: SegDataset) -> str:
     """subjects, slices, slices with tumor, tumor share of a tumor slice, file sizes."""
+    if not len(dataset):
+        return f"{part}: no usable slice (the errors below say why)"
     areas = dataset.masks.reshape(len(dataset), -1).mean(axis=1)
     with_tumor = areas > 0
     share = f"median tumor {np.median(areas[with_tumor]):.2%} of a slice" if with_tumor.any() else "no tumor"
@@ -35,8 +37,7 @@ def summarize(part: str, dataset: SegDataset) -> str:
 def check(data: DictConfig) -> tuple[list[str], Problems]:
     """Summary lines and the problems found in every part of the data set at data.root."""
     root = Path(data.root).expanduser()
-    if not root.is_dir():
-        raise UserError(f"data.root={root} does not exist: point data.root at a folder holding train/ (and val/)")
+    check_root(root)
     problems, lines = Problems(), []
     if not (root / "train" / "images").is_dir():
         problems.error(f"{root / 'train' / 'images'} is missing: training needs train/images and train/masks")

@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from tumorseg.errors import EXIT_USER_ERROR, UserError
+from tumorseg.errors import UserError, exit_with
 
 # The one rule set of every command's options, by their key in the composed config (a command checks the keys its
 # config has). key: (type, test, what the test asks, an example)
@@ -34,7 +34,8 @@ RULES = {
     "data.context_slices": (int, lambda v: v >= 0, ">= 0 (0: 2D)", 1),
     "data.mean": (float, lambda v: True, "", 0.5),
     "data.std": (float, lambda v: v > 0, "> 0", 0.25),
-    "data.tumor_share": (float, lambda v: 0 <= v <= 1, "between 0 and 1", 0.9),
+    "data.tumor_share": (float, lambda v: 0 < v < 1, "between 0 and 1", 0.9),
+    "data.train_crop": (int, lambda v: True, "(or null: whole slices)", 128),
     "approach.k": (int, lambda v: v >= 2, ">= 2", 5),
     "approach.fold": (int, lambda v: v >= 0, ">= 0", 0),
     "approach.test_size": (float, lambda v: 0 < v < 1, "between 0 and 1", 0.2),
@@ -195,8 +196,7 @@ class OutputDirCheck(Callback):
         try:
             check_writable(folder)
         except UserError as err:
-            print(f"error: {err}", file=sys.stderr, flush=True)
-            sys.exit(EXIT_USER_ERROR)
+            exit_with(err)
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)  # as Hydra does next; run.dir may need ${hydra:...}
@@ -209,8 +209,7 @@ class OutputDirCheck(Callback):
             check_writable(config.hydra.run.dir)
             self.lock = take_run_dir(Path(config.hydra.run.dir).expanduser())
         except UserError as err:
-            print(f"error: {err}", file=sys.stderr, flush=True)
-            sys.exit(EXIT_USER_ERROR)
+            exit_with(err)
         atexit.register(release_run_dir, self.lock)  # also after sys.exit (an error, a signal's status)
 
     def on_run_end(self, config: DictConfig, **kwargs) -> None:

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from tumorseg.data.dataset import SegDataset
-from tumorseg.data.layout import Sample, find_pairs
+from tumorseg.data.layout import Sample, check_root, find_pairs
 from tumorseg.data.phantom import generate_phantom
 from tumorseg.data.problems import Problems
 from tumorseg.data.sampling import EpochShuffle, Shard
@@ -75,24 +75,25 @@ class SegDataModule(L.LightningDataModule):
         self.parts: dict[str, list[Sample]] = {}
         self.datasets: dict[str, SegDataset] = {}
         if self.approach.get("name") not in APPROACHES:
-            raise UserError(f"approach.name={self.approach.get('name')!r} is not one of {list(APPROACHES)}")
+            raise UserError(f"approach.name={self.approach.get('name')!r} is not one of {list(APPROACHES)}: pick "
+                            f"approach={' or approach='.join(APPROACHES)}")
 
     def prepare_data(self) -> None:
         """Generate the phantom data set when this data config embeds one."""
         if self.phantom is not None:
             generate_phantom(self.root, **self.phantom)
 
-    def split(self) -> dict[str, list[Sample]]:
-        """Samples per part (train/val/test) according to the approach; checks the layout."""
-        if not self.root.is_dir():
-            raise UserError(
-                f"data root {self.root} does not exist (looked at data.root, else $TUMORSEG_DATA, else "
-                f"paths.data_dir/lung-ct-slices): set data.root=/path/to/lung-ct-slices or use data=phantom"
-            )
+    def find(self) -> dict[str, list[Sample]]:
+        """The pairs of train/ and, when present, val/; the layout checked, orphans recorded in self.problems."""
+        check_root(self.root)
         if not (self.root / "train").is_dir():
             raise UserError(f"{self.root / 'train'} is missing: a data set root holds train/ (and val/, test/)")
-        train = find_pairs(self.root / "train", self.problems)
-        val = find_pairs(self.root / "val", self.problems) if (self.root / "val").is_dir() else None
+        return {part: find_pairs(self.root / part, self.problems) for part in ("train", "val")
+                if part == "train" or (self.root / part).is_dir()}
+
+    def split(self, found: dict[str, list[Sample]]) -> dict[str, list[Sample]]:
+        """Samples per part (train/val/test) according to the approach."""
+        train, val = found["train"], found.get("val")
         a = self.approach
         if a["name"] == "full":
             if val is None:
@@ -118,16 +119,26 @@ class SegDataModule(L.LightningDataModule):
         """Find, split, decode and check everything before any training; all faults at once."""
         if self.datasets:
             return
-        self.parts = self.split()
-        for part, samples in self.parts.items():
-            transform = self.train_transform() if part == "train" else None
-            self.datasets[part] = SegDataset(samples, self.image_size, transform, self.mean, self.std,
-                                             self.problems, self.mask_threshold, self.strict,
-                                             context_slices=self.context_slices)
+        found = self.find()
+        try:
+            self.parts = self.split(found)
+        except UserError:
+            # A faulty file (an orphan, a pair of two sizes) can leave too few subjects to split: name the files.
+            self.decode(found)
+            self.problems.raise_errors(self.root)
+            raise
+        self.datasets = self.decode(self.parts)
         self.problems.raise_errors(self.root)
         for part, dataset in self.datasets.items():
             check_part(part, dataset, self.problems)
         self.problems.log_warnings()
+
+    def decode(self, parts: dict[str, list[Sample]]) -> dict[str, SegDataset]:
+        """Every part decoded into a dataset; a faulty pair is recorded in self.problems and left out."""
+        return {part: SegDataset(samples, self.image_size, self.train_transform() if part == "train" else None,
+                                 self.mean, self.std, self.problems, self.mask_threshold, self.strict,
+                                 context_slices=self.context_slices)
+                for part, samples in parts.items()}
 
     def train_transform(self) -> Callable | None:
         """The training augmentation, then (with train_crop) a square crop around a tumor pixel if the slice has one."""

@@ -1,6 +1,7 @@
 """The data layout: `<root>/<part>/{images,masks}/[<subject>/]<name>.<ext>`, paired by path."""
 
 import os
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,9 +52,62 @@ def _index(folder: Path, problems: Problems) -> dict[str, Path]:
     return found
 
 
+def check_root(root: Path) -> None:
+    """Refuse a data set root that is not a folder, in one line."""
+    if root.exists() and not root.is_dir():
+        raise UserError(f"data.root={root} is a file: data.root must be a folder holding train/ (and val/, test/)")
+    if not root.is_dir():
+        raise UserError(f"data.root={root} does not exist (data.root, else $TUMORSEG_DATA, else "
+                        f"paths.data_dir/lung-ct-slices): point data.root at a folder holding train/ (and val/, "
+                        f"test/), or use data=phantom for the embedded synthetic set")
+
+
 def subject_of(key: str) -> str:
     """The subject is the first folder level; in a flat layout each image is its own subject."""
     return key.split("/", 1)[0]
+
+
+def below_top(key: str) -> str:
+    """The key without its first folder level."""
+    return key.split("/", 1)[1]
+
+
+def one_folder_too_deep(lone: dict[str, Path], other: dict[str, Path]) -> dict[str, list[str]]:
+    """Top folders of `lone` whose every file is a file of `other` by the rest of its path: {folder: its keys}."""
+    tops: dict[str, list[str]] = defaultdict(list)
+    for key in lone:
+        if "/" in key:
+            tops[subject_of(key)].append(key)
+    return {top: keys for top, keys in tops.items() if all(below_top(k) in other for k in keys)}
+
+
+def report_misplaced(lone: dict[str, Path], other: dict[str, Path], folder: Path, kind: str,
+                     problems: Problems) -> None:
+    """One error per folder of `kind` files sitting one level too deep below `folder`; their files leave both
+    orphan lists (the move fixes them all)."""
+    for top, keys in one_folder_too_deep(lone, other).items():
+        problems.error(f"{folder / top} holds {len(keys)} {kind}(s) one folder too deep (e.g. {lone[keys[0]]} for "
+                       f"{other[below_top(keys[0])]}): move its contents up into {folder}")
+        for key in keys:
+            del other[below_top(key)], lone[key]
+
+
+def report_orphans(images: dict[str, Path], masks: dict[str, Path], part_dir: Path, problems: Problems) -> None:
+    """Every image without a mask and mask without an image; an empty masks/ or files one folder too deep as one
+    line each."""
+    images_dir, masks_dir = part_dir / "images", part_dir / "masks"
+    if not masks:
+        problems.error(f"{masks_dir} holds no masks for the {len(images)} image(s) in {images_dir}: put each "
+                       f"image's mask there under the image's relative path")
+        return
+    lone_images = {k: images[k] for k in sorted(set(images) - set(masks))}
+    lone_masks = {k: masks[k] for k in sorted(set(masks) - set(images))}
+    report_misplaced(lone_masks, lone_images, masks_dir, "mask", problems)
+    report_misplaced(lone_images, lone_masks, images_dir, "image", problems)
+    for key, image in lone_images.items():
+        problems.error(f"{image} has no mask at {masks_dir / key}.<ext>: add the mask or remove the image")
+    for key, mask in lone_masks.items():
+        problems.error(f"{mask} has no image at {images_dir / key}.<ext>: add the image or remove the mask")
 
 
 def find_pairs(part_dir: Path, problems: Problems | None = None) -> list[Sample]:
@@ -69,10 +123,7 @@ def find_pairs(part_dir: Path, problems: Problems | None = None) -> list[Sample]
     images, masks = _index(images_dir, collect), _index(masks_dir, collect)
     if not images:
         raise UserError(f"{images_dir} holds no images ({', '.join(IMAGE_EXTS)}): put the slices there")
-    for key in sorted(set(images) - set(masks)):
-        collect.error(f"{images[key]} has no mask at {masks_dir / key}.<ext>: add the mask or remove the image")
-    for key in sorted(set(masks) - set(images)):
-        collect.error(f"{masks[key]} has no image at {images_dir / key}.<ext>: add the image or remove the mask")
+    report_orphans(images, masks, part_dir, collect)
     if problems is None:
         collect.raise_errors(part_dir.parent)
     return [Sample(images[k], masks[k], subject_of(k), k) for k in sorted(images) if k in masks]
