@@ -11,7 +11,8 @@ from PIL import Image
 
 from tests.conftest import run_main, ship_main
 from tumorseg.errors import UserError
-from tumorseg.inference import load_predictor
+from tumorseg.model_file import read
+from tumorseg.runtime import runner_for
 from tumorseg.postprocess import remove_small
 
 EVAL_KEYS = {"dice", "iou", "precision", "recall", "dice_per_slice", "dice_per_subject", "empty_fp_rate", "bce",
@@ -76,16 +77,18 @@ def test_evaluate_agrees_with_training_validation(trained_run, data_dir, tmp_pat
 def test_bf16_inference_is_used_and_stays_close_to_fp32(trained_run, data_dir, tmp_path):
     from omegaconf import OmegaConf
 
-    from tumorseg.evaluate import dataset_for, evaluate
+    from tumorseg.evaluate import evaluate
     from tumorseg.hardware import cpu_has_bf16
-    from tumorseg.inference import use_precision
+    from tumorseg.segment import Segmenter, Settings
 
-    predictor = load_predictor(ckpt(trained_run))
-    x = torch.stack([item[0] for item in dataset_for(predictor, data_dir / "phantom/val")])
+    model = read(ckpt(trained_run))
+    x = torch.randn(6, 1, model.preprocessing.image_size, model.preprocessing.image_size,
+                    generator=torch.Generator().manual_seed(0))
     probs = {}
     for precision in ("32", "bf16"):
-        assert use_precision({"precision": precision}, predictor) == precision
-        probs[precision] = predictor.probabilities(x, tta=True)
+        runner = runner_for(model, "cpu", precision)
+        assert runner.precision == precision
+        probs[precision] = Segmenter(model, runner, Settings(0.5, True, 0.0)).probabilities(x)
     assert probs["bf16"].dtype == torch.float32
     difference = (probs["bf16"] - probs["32"]).abs()
     assert 0 < difference.max() < 0.05 and difference.mean() < 0.002  # rounded, not another model
@@ -204,10 +207,14 @@ def test_checkpoint_that_needs_pickled_code_is_refused(tmp_path):
     path = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "payload": Evil()}, path)
     with pytest.raises(UserError, match="refused"):
-        load_predictor(path)
+        read(path)
     (tmp_path / "empty.ckpt").write_bytes(b"")
     with pytest.raises(UserError, match="not a readable checkpoint"):
-        load_predictor(tmp_path / "empty.ckpt")
+        read(tmp_path / "empty.ckpt")
+    (tmp_path / "noise.ckpt").write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(UserError, match="is not a readable model file") as err:
+        read(tmp_path / "noise.ckpt")
+    assert "code execution" not in str(err.value)
 
 
 def test_remove_small_drops_only_small_components():
@@ -231,7 +238,7 @@ def test_ship_writes_a_small_weights_only_model_with_the_same_outputs(trained_ru
     ship_main(ckpt(trained_run), out)
     assert out.stat().st_size < (trained_run / "checkpoints/last.ckpt").stat().st_size / 2  # no optimizer state
     content = torch.load(out, weights_only=True)
-    assert set(content) == {"state_dict", "hyper_parameters", "source", "inference"}
+    assert set(content) == {"tumorseg_format", "state_dict", "hyper_parameters", "source", "inference", "members"}
     assert content["inference"] == {"threshold": 0.5, "tta": False, "seed_threshold": 0.0}
     assert all(k.startswith("net.") for k in content["state_dict"])
     result = run_main("tumorseg.evaluate", f"ckpt_path={out}", f"data_dir={data_dir / 'phantom' / 'val'}",
@@ -303,14 +310,13 @@ def test_ship_ensemble_averages_logits_and_soup_averages_weights(trained_run, da
     other = perturbed_copy(trained_run, tmp_path / "other.ckpt")
     ship_main(ckpt(trained_run), tmp_path / "ens.pt", f"ensemble=[{other}]", "threshold=0.3", "tta=true")
     ship_main(ckpt(trained_run), tmp_path / "soup.pt", f"soup=[{other}]")
-    a, b = load_predictor(ckpt(trained_run)), load_predictor(other)
-    ens, soup = load_predictor(tmp_path / "ens.pt"), load_predictor(tmp_path / "soup.pt")
-    x = torch.randn(2, 1, a.image_size, a.image_size)
-    assert not torch.allclose(a.logits(x), b.logits(x), atol=1e-3)
-    assert torch.allclose(ens.logits(x), (a.logits(x) + b.logits(x)) / 2, atol=1e-5)
-    assert (ens.threshold, ens.tta) == (0.3, True)
-    assert torch.load(tmp_path / "ens.pt", weights_only=True)["members"] == 2
-    wa, wb, ws = (p.net.state_dict() for p in (a, b, soup))
+    a, b, ens, soup = (read(p) for p in (ckpt(trained_run), other, tmp_path / "ens.pt", tmp_path / "soup.pt"))
+    ra, rb, rens = (runner_for(m, "cpu", "32") for m in (a, b, ens))
+    x = torch.randn(2, 1, a.preprocessing.image_size, a.preprocessing.image_size)
+    assert not torch.allclose(ra.logits(x), rb.logits(x), atol=1e-3)
+    assert torch.allclose(rens.logits(x), (ra.logits(x) + rb.logits(x)) / 2, atol=1e-5)
+    assert (ens.stored.threshold, ens.stored.tta, ens.members) == (0.3, True, 2)
+    wa, wb, ws = (m.weights for m in (a, b, soup))
     assert all(torch.allclose(ws[k], (wa[k] + wb[k]) / 2) for k in ws if ws[k].is_floating_point())
     result = run_main("tumorseg.evaluate", f"ckpt_path={tmp_path / 'ens.pt'}", f"data_dir={data_dir / 'phantom' / 'val'}",
                      f"hydra.run.dir={tmp_path / 'e'}")
@@ -332,7 +338,7 @@ def test_ship_refuses_to_combine_different_models(trained_run, tmp_path):
 def test_ship_writes_only_where_it_is_told(trained_run, tmp_path):
     import hashlib
 
-    from tumorseg.inference import REFERENCE_MODEL
+    from tumorseg.model_file import REFERENCE_MODEL
 
     def digest(path):
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -352,5 +358,5 @@ def test_ship_writes_only_where_it_is_told(trained_run, tmp_path):
     assert mine.read_bytes() == b"a file of the user's" and digest(REFERENCE_MODEL) == shipped
     assert torch.load(ckpt(trained_run), weights_only=True)["state_dict"]
     ship_main(ckpt(trained_run), mine, "overwrite=true")
-    assert load_predictor(mine).image_size == load_predictor(ckpt(trained_run)).image_size
+    assert read(mine).preprocessing == read(ckpt(trained_run)).preprocessing
     assert not list(tmp_path.glob("*.part"))

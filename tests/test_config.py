@@ -59,7 +59,7 @@ def test_original_study_experiments(experiment):
 def test_lung_reference_experiment_is_the_shipped_models_recipe(tmp_path):
     import torch
 
-    from tumorseg.inference import REFERENCE_MODEL
+    from tumorseg.model_file import REFERENCE_MODEL
 
     shipped = torch.load(REFERENCE_MODEL, weights_only=True)["hyper_parameters"]["run_config"]
     shipped["model"].setdefault("flat_steps", 0)  # an option added after it was trained, at its value then

@@ -6,13 +6,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import run_main
 from tumorseg.data.context import context_table
 from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import find_pairs
 from tumorseg.errors import UserError
-from tumorseg.inference import load_predictor
+from tumorseg.model_file import read
 from tumorseg.train import train
 
 
@@ -78,8 +79,8 @@ def run_25d(data_dir, tmp_path_factory):
 def test_training_evaluate_and_predict_with_context_slices(run_25d, data_dir, tmp_path):
     run, metrics = run_25d
     assert metrics["val/dice"] is not None
-    predictor = load_predictor(run / "checkpoints/last.ckpt")
-    assert predictor.context_slices == 1 and predictor.net.inc[0].in_channels == 3
+    model = read(run / "checkpoints/last.ckpt")
+    assert model.preprocessing.context_slices == 1 and model.net().inc[0].in_channels == 3
     ckpt = f"ckpt_path={run / 'checkpoints/last.ckpt'}"
     result = run_main("tumorseg.evaluate", ckpt, f"data_dir={data_dir / 'phantom' / 'val'}",
                       f"hydra.run.dir={tmp_path / 'eval'}")
@@ -93,22 +94,25 @@ def test_training_evaluate_and_predict_with_context_slices(run_25d, data_dir, tm
     assert len(list((out / "masks").rglob("*.png"))) == n_images
 
 
-def test_predict_with_context_matches_evaluate_inputs(run_25d, data_dir, tmp_path):
-    """predict stacks the same neighbours as the dataset does: same probabilities per slice."""
-    from tumorseg.predict import ModelInputs, find_images
+def test_training_and_inference_stack_the_same_neighbours(run_25d, data_dir):
+    """The dataset training reads and the segmentation path give each slice the same input channels."""
+    from tumorseg.data.sources import image_subjects
     from tumorseg.data.decode import read_gray
+    from tumorseg.segment import model_inputs
 
     run, _ = run_25d
-    predictor = load_predictor(run / "checkpoints/last.ckpt")
+    model = read(run / "checkpoints/last.ckpt")
     folder = data_dir / "phantom" / "val"
-    dataset = SegDataset(find_pairs(folder), predictor.image_size, context_slices=1)
-    _, paths = find_images(str(folder))
-    inputs = ModelInputs(predictor, paths, 10**8)
-    for i, path in enumerate(paths):
-        j = next(n for n, s in enumerate(dataset.samples) if s.image == path)
-        stacked = inputs(i, read_gray(path))
-        expected = dataset.images[dataset.context[j]]
-        assert np.array_equal(stacked, expected), path
+    dataset = SegDataset(find_pairs(folder), model.preprocessing.image_size, context_slices=1)
+    _, subjects = image_subjects(str(folder))
+    assert len(subjects) == len(dataset.subject_names)
+    for subject in subjects:
+        stacked = model_inputs(model.preprocessing, [read_gray(f) for f in subject.files], subject.files)
+        for path, channels in zip(subject.files, stacked):
+            j = next(n for n, s in enumerate(dataset.samples) if s.image == path)
+            assert np.array_equal(channels, dataset.images[dataset.context[j]]), path
+            x, _, _ = dataset[j]
+            assert torch.equal(x, model.preprocessing.normalize(channels)), path
 
 
 def test_predict_needs_numbered_files_for_a_25d_model(run_25d, tmp_path):

@@ -30,7 +30,7 @@ def test_pairs_match_by_relative_path_not_sort_order(tmp_path):
 
 
 def test_subject_folders_may_be_symlinks_and_a_link_loop_ends(tmp_path):
-    from tumorseg.predict import find_images
+    from tumorseg.data.sources import image_subjects
 
     for kind in ("images", "masks"):
         write(tmp_path / f"store/{kind}/S7/3.png", blank(255 if kind == "masks" else 9))
@@ -39,7 +39,8 @@ def test_subject_folders_may_be_symlinks_and_a_link_loop_ends(tmp_path):
     (tmp_path / "part/images/S7/loop").symlink_to(tmp_path / "part/images", target_is_directory=True)
     pairs = find_pairs(tmp_path / "part")
     assert [(p.key, p.subject) for p in pairs] == [("S7/3", "S7")]
-    assert find_images(str(tmp_path / "part"))[1] == [tmp_path / "part/images/S7/3.png"]
+    (subject,) = image_subjects(str(tmp_path / "part"))[1]
+    assert (subject.name, subject.files) == ("S7", [tmp_path / "part/images/S7/3.png"])
 
 
 def test_flat_layout_makes_each_image_its_own_subject(tmp_path):

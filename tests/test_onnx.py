@@ -12,9 +12,10 @@ from omegaconf import OmegaConf
 from tests.conftest import run_main
 from tumorseg.errors import UserError
 from tumorseg.evaluate import evaluate
-from tumorseg.inference import load_predictor
+from tumorseg.model_file import read, write_onnx_metadata
 from tumorseg.models import UNet
-from tumorseg.onnx_model import OnnxNet, for_export
+from tumorseg.onnx_export import for_export
+from tumorseg.runtime import OnnxNet, runner_for
 
 
 def ckpt(run):
@@ -63,8 +64,8 @@ def test_fp32_onnx_evaluates_as_the_checkpoint(exported, trained_run, data_dir, 
 
 
 def test_int8_onnx_is_int8_and_close_to_fp32(exported, trained_run, data_dir, tmp_path):
-    predictor = load_predictor(exported["int8"])
-    assert isinstance(predictor.net, OnnxNet) and predictor.image_size == load_predictor(ckpt(trained_run)).image_size
+    model = read(exported["int8"])
+    assert isinstance(runner_for(model).net, OnnxNet) and model.preprocessing == read(ckpt(trained_run)).preprocessing
     ops = {node.op_type for node in onnx.load(str(exported["int8"])).graph.node}
     assert "QLinearConv" in ops and "ConvTranspose" not in ops
     ours = evaluate(eval_cfg(exported["int8"], data_dir, tmp_path / "int8"))
@@ -118,26 +119,27 @@ def test_an_onnx_file_without_tumorseg_metadata_is_refused(tmp_path):
                       input_names=["image"], output_names=["logits"])
     assert onnx.load(str(tmp_path / "foreign.onnx")).graph.node
     with pytest.raises(UserError, match="has no tumorseg metadata"):
-        load_predictor(tmp_path / "foreign.onnx")
-    from tumorseg.onnx_model import write_metadata
-
-    write_metadata(tmp_path / "foreign.onnx", {"image_size": 8})
+        read(tmp_path / "foreign.onnx")
+    write_onnx_metadata(tmp_path / "foreign.onnx", {"image_size": 8})
     with pytest.raises(UserError, match="lacks context_slices, mean, precision"):
-        load_predictor(tmp_path / "foreign.onnx")
+        read(tmp_path / "foreign.onnx")
+    write_onnx_metadata(tmp_path / "foreign.onnx", ["not", "an", "object"])
+    with pytest.raises(UserError, match="metadata is not a JSON object"):
+        read(tmp_path / "foreign.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"not a protobuf at all" * 10)
     with pytest.raises(UserError, match="is not a readable ONNX model"):
-        load_predictor(tmp_path / "junk.onnx")
+        read(tmp_path / "junk.onnx")
     with pytest.raises(UserError, match="is not a file"):
-        load_predictor(tmp_path / "missing.onnx")
+        read(tmp_path / "missing.onnx")
 
 
 def test_metadata_carries_the_model_files_choices(exported, trained_run):
-    from tumorseg.onnx_model import read_metadata
+    from tumorseg.model_file import read_onnx_metadata
 
-    info = read_metadata(exported["32"])
-    torch_side = load_predictor(ckpt(trained_run))
-    assert (info["image_size"], info["mean"], info["std"], info["threshold"], info["tta"]) == (
-        torch_side.image_size, torch_side.mean, torch_side.std, torch_side.threshold, torch_side.tta)
+    info = read_onnx_metadata(exported["32"])
+    onnx_side, torch_side = read(exported["32"]), read(ckpt(trained_run))
+    assert (onnx_side.preprocessing, onnx_side.stored) == (torch_side.preprocessing, torch_side.stored)
+    assert info["format_version"] == 1 and info["model"] == torch_side.model
     assert json.loads(json.dumps(info)) == info and info["precision"] == "32"
     assert np.isclose(info["threshold"], 0.5)
 
@@ -155,7 +157,7 @@ def int8_weight_extremes(path) -> int:
 @pytest.mark.parametrize("which", ["phantom export", "shipped int8 file"])
 def test_int8_weights_cannot_saturate_the_avx2_kernels(which, exported):
     """Without VNNI, ONNX Runtime adds u8 x s8 products pairwise in int16: 2 x 255 x |w| must stay <= 32767."""
-    from tumorseg.inference import REFERENCE_MODEL
+    from tumorseg.model_file import REFERENCE_MODEL
 
     path = exported["int8"] if which == "phantom export" else REFERENCE_MODEL.with_name("lung_unet.int8.onnx")
     assert 2 * 255 * int8_weight_extremes(path) <= 32767
@@ -185,13 +187,12 @@ def emulated_avx2_logits(model, x: np.ndarray, tmp_path) -> np.ndarray:
 
 @pytest.mark.parametrize("which", ["phantom export", "shipped int8 file"])
 def test_int8_gives_the_same_logits_on_a_cpu_without_vnni(which, exported, tmp_path):
-    from tumorseg.inference import REFERENCE_MODEL
+    from tumorseg.model_file import REFERENCE_MODEL
 
     path = exported["int8"] if which == "phantom export" else REFERENCE_MODEL.with_name("lung_unet.int8.onnx")
-    predictor = load_predictor(path)
-    x = torch.randn(2, predictor.channels, predictor.image_size, predictor.image_size,
-                    generator=torch.Generator().manual_seed(0))
-    here = predictor.logits(x).numpy()
+    prep = read(path).preprocessing
+    x = torch.randn(2, prep.channels, prep.image_size, prep.image_size, generator=torch.Generator().manual_seed(0))
+    here = runner_for(read(path)).logits(x).numpy()
     avx2 = emulated_avx2_logits(path, x.numpy(), tmp_path)
     # the integer sums are exact on both paths; only the float requantization may round differently
     assert np.abs(avx2 - here).max() <= 1e-3 * max(1.0, float(np.abs(here).max()))

@@ -1,12 +1,16 @@
 """The shipped reference model: small, weights-only, the default of evaluate and predict, documented."""
 
 import json
+import os
 import re
+from pathlib import Path
 
+import pytest
 import torch
 
 from tests.conftest import REPO, run_main
-from tumorseg.inference import REFERENCE_MODEL, load_predictor
+from tumorseg.model_file import REFERENCE_MODEL, read
+from tumorseg.runtime import OnnxNet, runner_for
 
 CARD = REFERENCE_MODEL.with_name("MODEL_CARD.md")
 RECORDED = REPO / "experiments" / "lung" / "reference" / "evaluate-val.json"
@@ -15,10 +19,10 @@ RECORDED = REPO / "experiments" / "lung" / "reference" / "evaluate-val.json"
 def test_reference_model_is_small_and_loads_without_pickled_code():
     assert REFERENCE_MODEL.stat().st_size <= 20 * 1024 * 1024
     content = torch.load(REFERENCE_MODEL, weights_only=True)
-    assert set(content) - {"members"} == {"state_dict", "hyper_parameters", "source", "inference"}  # members: an ensemble
-    predictor = load_predictor(REFERENCE_MODEL)
-    x = torch.zeros(1, predictor.channels, predictor.image_size, predictor.image_size)
-    assert predictor.logits(x).shape == (1, 1, predictor.image_size, predictor.image_size)
+    assert set(content) - {"members", "tumorseg_format"} == {"state_dict", "hyper_parameters", "source", "inference"}
+    prep = read(REFERENCE_MODEL).preprocessing
+    x = torch.zeros(1, prep.channels, prep.image_size, prep.image_size)
+    assert runner_for(read(REFERENCE_MODEL)).logits(x).shape == (1, 1, prep.image_size, prep.image_size)
 
 
 def test_evaluate_and_predict_use_the_reference_model_without_ckpt_path(data_dir, tmp_path):
@@ -46,19 +50,43 @@ def test_model_card_quotes_the_recorded_evaluation_and_the_shipped_config():
 
 
 def test_shipped_int8_export_is_the_reference_model_in_int8():
-    from tumorseg.onnx_model import OnnxNet
-
     int8_file = REFERENCE_MODEL.with_name("lung_unet.int8.onnx")
     assert int8_file.stat().st_size <= 5 * 1024 * 1024
-    ours, theirs = load_predictor(int8_file), load_predictor(REFERENCE_MODEL)
-    assert isinstance(ours.net, OnnxNet) and ours.net.precision == "int8"
-    assert (ours.image_size, ours.mean, ours.std, ours.threshold, ours.tta, ours.context_slices) == (
-        theirs.image_size, theirs.mean, theirs.std, theirs.threshold, theirs.tta, theirs.context_slices)
-    x = torch.randn(2, 1, ours.image_size, ours.image_size, generator=torch.Generator().manual_seed(0))
-    ours_logits, theirs_logits = ours.logits(x), theirs.logits(x)
+    ours, theirs = read(int8_file), read(REFERENCE_MODEL)
+    assert ours.onnx_precision == "int8" and isinstance(runner_for(ours).net, OnnxNet)
+    assert (ours.preprocessing, ours.stored) == (theirs.preprocessing, theirs.stored)
+    size = ours.preprocessing.image_size
+    x = torch.randn(2, 1, size, size, generator=torch.Generator().manual_seed(0))
+    ours_logits, theirs_logits = runner_for(ours).logits(x), runner_for(theirs, "cpu", "32").logits(x)
     assert (ours_logits != theirs_logits).any()  # really rounded
     # int8 rounding of the same net, not another one: on noise the logits of the shipped net and its
     # export correlate at ~0.97, those of two trainings of the recipe at ~0.1.
     assert torch.corrcoef(torch.stack([ours_logits.flatten(), theirs_logits.flatten()]))[0, 1] > 0.9
     recorded = json.loads((REPO / "experiments/lung/reference/evaluate-val-int8.json").read_text())
     assert recorded["inference_precision"] == "int8" and f"{recorded['dice_per_subject']:.3f}" in CARD.read_text()
+
+
+def real_val() -> Path:
+    """The public lung CT val slices, where this machine has them ($TUMORSEG_DATA, or the workspace's shared copy)."""
+    for root in (os.environ.get("TUMORSEG_DATA"), REPO.parent / "shared/data/lung-ct-slices",
+                 REPO / "data/lung-ct-slices"):
+        if root and (Path(root) / "val/images").is_dir():
+            return Path(root) / "val"
+    if os.environ.get("CI") and Path("/work/shared/data/lung-ct-slices/val").is_dir():
+        return Path("/work/shared/data/lung-ct-slices/val")
+    pytest.skip("the real val slices are not on this machine (make data, or TUMORSEG_DATA=...)")
+
+
+@pytest.mark.slow
+def test_shipped_model_fp32_val_figures_are_the_recorded_ones(tmp_path):
+    """The one segmentation path gives the shipped model's recorded fp32 figures on the real val subjects."""
+    result = run_main("tumorseg.evaluate", f"data_dir={real_val()}", "precision=32", "runtime=pytorch",
+                      f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    got = json.loads((tmp_path / "metrics.json").read_text())
+    recorded = json.loads((REPO / "experiments/lung/reference/evaluate-val-fp32.json").read_text())
+    assert (got["inference_precision"], got["runtime"], got["n_images"]) == ("32", "pytorch", recorded["n_images"])
+    for key in ("dice", "iou", "precision", "recall", "dice_per_slice", "dice_per_subject", "bce"):
+        assert got[key] == pytest.approx(recorded[key], abs=1e-4), key
+    for name, figures in recorded["subjects"].items():
+        assert got["subjects"][name]["dice"] == pytest.approx(figures["dice"], abs=1e-4), name

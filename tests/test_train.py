@@ -122,14 +122,14 @@ def test_recipe_options_train(tiny_cfg, choice):
 @pytest.mark.slow
 def test_compiled_training_matches_and_its_checkpoint_loads_uncompiled(tiny_cfg, tmp_path):
     """module.compile=true trains the same net (loss within float noise) and leaves plain state_dict keys."""
-    from tumorseg.inference import load_predictor
+    from tumorseg.model_file import read
 
     plain = train(tiny_cfg("trainer.deterministic=true", out="plain"))
     compiled = train(tiny_cfg("trainer.deterministic=true", "module.compile=true", out="compiled"))
     assert compiled["train/loss"] == pytest.approx(plain["train/loss"], rel=1e-3)
-    predictor = load_predictor(tmp_path / "compiled/checkpoints/last.ckpt")
+    net = read(tmp_path / "compiled/checkpoints/last.ckpt").net()
     keys = set(torch.load(tmp_path / "compiled/checkpoints/last.ckpt", weights_only=True)["state_dict"])
-    assert not any("_orig_mod" in k for k in keys) and predictor.net.training is False
+    assert not any("_orig_mod" in k for k in keys) and net.training is False
 
 
 def test_module_compile_compiles_the_net_in_place(tiny_cfg):

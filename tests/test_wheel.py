@@ -15,7 +15,8 @@ from tests.conftest import REPO
 
 
 def run(cmd: list[str], cwd: Path, env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, encoding="utf-8", errors="replace",
+                            timeout=timeout)
     assert result.returncode == 0, (cmd, result.stdout[-2000:], result.stderr[-3000:])
     return result
 

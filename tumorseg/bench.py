@@ -35,9 +35,9 @@ from omegaconf import DictConfig, OmegaConf
 from tumorseg import CONF_DIR, CONF_MODULE
 from tumorseg.data import SegDataModule, generate_phantom
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.export import export_onnx
 from tumorseg.hardware import cpu_has_bf16, cpu_has_vnni
-from tumorseg.onnx_model import OnnxNet, quantize_int8
+from tumorseg.onnx_export import export_onnx, quantize_int8
+from tumorseg.runtime import OnnxNet
 from tumorseg.module import SegModule
 
 PARTS = ("train", "data", "infer")
@@ -229,7 +229,7 @@ def inference_rates(args, tmp: Path) -> dict[str, dict[str, float]]:
         runners["ONNX Runtime fp32"] = lambda x: session.run(None, {"image": x.cpu().numpy()})
         if DEVICE == "cpu":  # the int8 kernels are the CPU's (VNNI); the ranges of random input do for timing
             calibration = [np.random.default_rng(i).standard_normal((8, 1, size, size), np.float32) for i in range(2)]
-            int8 = OnnxNet(quantize_int8(fp32, tmp / "model.int8.onnx", calibration), "int8")
+            int8 = OnnxNet(quantize_int8(fp32, tmp / "model.int8.onnx", calibration))
             runners["ONNX Runtime int8"] = lambda x: int8(x.cpu())
     out = {}
     for name, run in runners.items():

@@ -6,7 +6,6 @@
 The file carries the model's preprocessing and evaluation choices: evaluate and predict run it (ckpt_path=model.onnx).
 """
 
-import warnings
 from pathlib import Path
 
 import hydra
@@ -16,36 +15,34 @@ from omegaconf import DictConfig
 
 from tumorseg import CONF_DIR
 from tumorseg.config_checks import check_config
+from tumorseg.data.decode import read_gray
+from tumorseg.data.sources import image_subjects
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.inference import Predictor, export_metadata, load_predictor, model_path
-from tumorseg.onnx_model import OnnxNet, for_export, quantize_int8, write_metadata
+from tumorseg.model_file import ModelFile, model_path, onnx_metadata, read, write_onnx_metadata
+from tumorseg.onnx_export import export_onnx, quantize_int8
+from tumorseg.runtime import runner_for
+from tumorseg.segment import model_inputs
 
 
-def export_onnx(net: torch.nn.Module, shape: tuple[int, int, int], out: Path, opset: int = 17) -> Path:
-    """Write `net` (eval mode) as ONNX with a dynamic batch axis: input 'image', output 'logits'."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.randn(1, *shape)
-    with warnings.catch_warnings():  # the TorchScript exporter is deprecated, and still the one that needs no extras
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            for_export(net.eval()), (example,), str(out), dynamo=False, opset_version=opset,
-            input_names=["image"], output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-        )
-    return out
-
-
-def calibration_batches(predictor: Predictor, folder: str | None, slices: int, batch: int = 8) -> list[np.ndarray]:
-    """Normalized inputs of `slices` slices spread evenly over folder (images/ and masks/), in batches."""
-    from tumorseg.evaluate import dataset_for, resolve_folder  # evaluate's reading of a folder, neighbours included
-
+def calibration_batches(model: ModelFile, folder: str | None, slices: int, batch: int = 8) -> list[np.ndarray]:
+    """Normalized inputs of `slices` slices spread evenly over folder's subjects, neighbours included, in batches."""
     if not folder:
         raise UserError("quantize=int8 needs calibration_dir=<data>/train: slices like those the model was trained on "
                         "set the int8 ranges")
-    dataset = dataset_for(predictor, resolve_folder(folder, None))
-    picks = np.unique(np.linspace(0, len(dataset) - 1, min(slices, len(dataset))).round().astype(int))
-    inputs = np.stack([dataset[int(i)][0].numpy() for i in picks])
-    return [inputs[i:i + batch] for i in range(0, len(inputs), batch)]
+    _, subjects = image_subjects(folder)
+    files = [(s, i) for s in subjects for i in range(len(s.files))]
+    picks = np.unique(np.linspace(0, len(files) - 1, min(slices, len(files))).round().astype(int))
+    chosen: dict[int, list[int]] = {}
+    for k in picks:
+        subject, i = files[k]
+        chosen.setdefault(subjects.index(subject), []).append(i)
+    inputs = []
+    for s, positions in chosen.items():  # a picked slice's neighbours are read from its subject
+        subject = subjects[s]
+        grays = [read_gray(f) for f in subject.files]
+        inputs.append(model_inputs(model.preprocessing, grays, subject.files)[positions])
+    normalized = model.preprocessing.normalize(np.concatenate(inputs)).numpy()
+    return [normalized[i:i + batch] for i in range(0, len(normalized), batch)]
 
 
 def mask_agreement(a: np.ndarray, b: np.ndarray, threshold: float) -> float:
@@ -67,7 +64,7 @@ def export(cfg: DictConfig) -> tuple[Path, float, float]:
     check_config(cfg)
     if cfg.quantize not in (None, "int8"):
         raise UserError(f"quantize={cfg.quantize} is not one of null (fp32), int8")
-    source = model_path(cfg)
+    source = model_path(cfg.get("ckpt_path"))
     out = Path(cfg.output).expanduser()
     if out.is_dir():
         raise UserError(f"output={out} is a folder: name the file, e.g. output={out / 'model.onnx'}")
@@ -75,24 +72,26 @@ def export(cfg: DictConfig) -> tuple[Path, float, float]:
         raise UserError(f"output={out} is the model it exports (ckpt_path): write the .onnx elsewhere")
     if out.exists() and not cfg.get("overwrite"):
         raise UserError(f"output={out} exists: choose another file, or add overwrite=true to replace it")
-    predictor = load_predictor(source)
-    if isinstance(predictor.net, OnnxNet):
-        raise UserError(f"ckpt_path={predictor.source} is already ONNX: export from the .ckpt or .pt it came from")
-    size, channels = predictor.image_size, predictor.channels
-    calibration = calibration_batches(predictor, cfg.calibration_dir, cfg.calibration_slices) if cfg.quantize else None
+    model = read(source)
+    if model.is_onnx:
+        raise UserError(f"ckpt_path={model.path} is already ONNX: export from the .ckpt or .pt it came from")
+    runner = runner_for(model, "cpu", "32")
+    prep = model.preprocessing
+    calibration = calibration_batches(model, cfg.calibration_dir, cfg.calibration_slices) if cfg.quantize else None
     draft = out.with_name(out.name + ".part")
-    fp32 = export_onnx(predictor.net.to(memory_format=torch.contiguous_format), (channels, size, size),
+    fp32 = export_onnx(model.net(), (prep.channels, prep.image_size, prep.image_size),
                        out.with_name(out.name + ".fp32.part") if cfg.quantize else draft, cfg.opset)
     try:
         if cfg.quantize:
             quantize_int8(fp32, draft, calibration)
             inputs = np.concatenate(calibration)
         else:
-            inputs = torch.randn(cfg.check_batch, channels, size, size, generator=torch.Generator().manual_seed(0)).numpy()
-        write_metadata(draft, export_metadata(predictor, cfg.quantize or "32"))
-        expected = predictor.logits(torch.from_numpy(inputs)).numpy()
+            inputs = torch.randn(cfg.check_batch, prep.channels, prep.image_size, prep.image_size,
+                                 generator=torch.Generator().manual_seed(0)).numpy()
+        write_onnx_metadata(draft, onnx_metadata(model, cfg.quantize or "32"))
+        expected = runner.logits(torch.from_numpy(inputs)).numpy()
         (got,) = ort.InferenceSession(str(draft), providers=["CPUExecutionProvider"]).run(["logits"], {"image": inputs})
-        diff, agreement = float(np.abs(got - expected).max()), mask_agreement(got, expected, predictor.threshold)
+        diff, agreement = float(np.abs(got - expected).max()), mask_agreement(got, expected, model.stored.threshold)
         if cfg.quantize and agreement < cfg.min_agreement:
             raise UserError(f"int8 masks agree with fp32 only at Dice {agreement:.3f} < min_agreement={cfg.min_agreement} "
                             f"on the calibration slices, {out} not written: export without quantize, or calibrate "

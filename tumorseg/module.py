@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics import MeanMetric
 
+from tumorseg import model_file
 from tumorseg.metrics import SegMetrics
 
 STAGES = ("train", "val", "test")
@@ -120,6 +121,7 @@ class SegModule(L.LightningModule):
         self._end_epoch("test")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        model_file.mark(checkpoint)
         checkpoint["best_val_dice"] = self.best_val_dice
         checkpoint["last_train"] = self.last_train
 

@@ -15,13 +15,14 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from tumorseg import CONF_DIR
 from tumorseg.config_checks import check_compiler, check_config
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.inference import REFERENCE_MODEL, load_checkpoint, net_weights
+from tumorseg import model_file
 from tumorseg.models import check_image_size
 from tumorseg.plots import save_curves, save_prediction_grid
 
@@ -31,6 +32,12 @@ log = logging.getLogger("tumorseg")
 def instantiate_all(group: DictConfig | None) -> list:
     """Instantiate every entry of a callbacks/logger group."""
     return [instantiate(node) for node in (group or {}).values() if node]
+
+
+def callbacks_for(cfg: DictConfig, loggers: list) -> list:
+    """The callbacks group; without a logger (logger=none) less the LR monitor, which has nowhere to write."""
+    callbacks = instantiate_all(cfg.get("callbacks"))
+    return callbacks if loggers else [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
 
 
 def hparams_of(cfg: DictConfig) -> dict:
@@ -64,18 +71,15 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
     path = Path(cfg.resume) / "checkpoints" / "last.ckpt" if cfg.get("resume") else cfg.ckpt_path
     if not path:
         return None
+    option = "resume" if cfg.get("resume") else "ckpt_path"
     if not Path(path).is_file():
         raise UserError(f"{path} is not a file: use ckpt_path=<run dir>/checkpoints/last.ckpt "
                         f"or resume=<run dir> (a run that finished an epoch)")
-    content = load_checkpoint(path)  # refuses, with a clear message, a file that would run pickled code
-    stored = ((content.get("hyper_parameters") or {}).get("run_config") or {}).get("model") or {}
-    wanted = OmegaConf.to_container(cfg.model, resolve=True)
-    for key in sorted(set(stored) | set(wanted)) if stored else ():
-        if stored.get(key) != wanted.get(key):
-            option = "resume" if cfg.get("resume") else "ckpt_path"
-            raise UserError(f"{option}={path} holds a net with model.{key}={stored.get(key)}, this run's has model.{key}="
-                            f"{wanted.get(key)}: continue with the checkpoint's model settings, or start from its "
-                            f"weights with init_from= only if the nets match")
+    stored = model_file.read(path, option)  # refuses, with a clear message, a file that would run pickled code
+    differ = model_file.net_differences(stored, OmegaConf.to_container(cfg.model, resolve=True))
+    if differ:
+        raise UserError(f"{option}={path} holds a different net ({differ}): continue with the "
+                        f"checkpoint's model settings, or start from its weights with init_from= only if the nets match")
     return str(path)
 
 
@@ -89,21 +93,19 @@ def initial_weights(cfg: DictConfig) -> dict | None:
     if cfg.get("ckpt_path") or cfg.get("resume"):
         raise UserError("init_from= starts a new schedule from a model's weights; ckpt_path=/resume= continue a run: "
                         "set only one of them")
-    path = REFERENCE_MODEL if cfg.init_from == "reference" else Path(cfg.init_from).expanduser()
+    path = model_file.REFERENCE_MODEL if cfg.init_from == "reference" else Path(cfg.init_from).expanduser()
     if not path.is_file():
         raise UserError(f"init_from={path} is not a file: use a run's checkpoints/last.ckpt, a model .pt, or reference")
-    ckpt = load_checkpoint(path)
-    model = (ckpt.get("hyper_parameters", {}).get("run_config") or {}).get("model")
-    if model is None or "state_dict" not in ckpt or int(ckpt.get("members") or 1) != 1:
+    stored = model_file.read(path, "init_from")
+    if stored.is_onnx or stored.members != 1:
         raise UserError(f"init_from={path} holds no single tumorseg net: use a run's checkpoints/*.ckpt or a model "
-                        f"written by python -m tumorseg.ship (not an ensemble)")
-    wanted = OmegaConf.to_container(cfg.model, resolve=True)
-    differ = sorted(k for k in set(model) | set(wanted) if k != "_target_" and model.get(k) != wanted.get(k))
+                        f"written by tumorseg ship (not an ensemble, not an ONNX export)")
+    differ = model_file.net_differences(stored, OmegaConf.to_container(cfg.model, resolve=True))
     if differ:
-        raise UserError(f"init_from={path} is a different net ({', '.join(f'model.{k}={model.get(k)}' for k in differ)}): "
-                        f"set those overrides, or start from a matching model")
+        raise UserError(f"init_from={path} is a different net ({differ}): set those overrides, or start from a "
+                        f"matching model")
     log.info("net initialized from %s", path)
-    return net_weights(ckpt)
+    return stored.net().state_dict()
 
 
 # The shell's statuses of a process ended by a signal: a pre-empted cluster job must not look successful.
@@ -148,7 +150,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if weights is not None:
         module.net.load_state_dict(weights)
     loggers = instantiate_all(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks_for(cfg, loggers), logger=loggers or False)
     start = time.perf_counter()
     fit_or_exit_interrupted(trainer, module, datamodule, ckpt_path)
     fit_minutes = (time.perf_counter() - start) / 60  # of this process: a resumed run adds its earlier part

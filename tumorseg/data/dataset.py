@@ -8,10 +8,11 @@ import torch
 from torch.utils.data import Dataset
 
 from tumorseg.data.context import context_table
-from tumorseg.data.decode import Pair, load_pair, resize_pair
+from tumorseg.data.decode import Pair, load_pair
 from tumorseg.data.layout import Sample
 from tumorseg.data.problems import Problems
 from tumorseg.errors import UserError
+from tumorseg.preprocessing import Preprocessing, resize_mask
 
 
 class SegDataset(Dataset):
@@ -33,6 +34,7 @@ class SegDataset(Dataset):
     ):
         """Decodes every pair; a faulty one is recorded in `problems` and left out (raises without one)."""
         collect = problems if problems is not None else Problems()
+        self.preprocessing = Preprocessing(image_size, mean, std, context_slices)
         pairs: dict[int, Pair] = {}
         native: dict[int, tuple[int, int]] = {}
 
@@ -40,7 +42,7 @@ class SegDataset(Dataset):
             try:
                 pair = load_pair(samples[i], collect, mask_threshold, strict)
                 native[i] = pair.image.shape[::-1]
-                pairs[i] = resize_pair(pair, image_size)
+                pairs[i] = Pair(self.preprocessing.resize(pair.image), resize_mask(pair.mask, image_size))
             except UserError as err:
                 collect.error(str(err))
 
@@ -56,7 +58,6 @@ class SegDataset(Dataset):
         ids = {name: i for i, name in enumerate(self.subject_names)}
         self.subject_ids = [ids[s.subject] for s in self.samples]
         self.transform = transform
-        self.mean, self.std = mean, std
         empty = np.empty((0, image_size, image_size), np.uint8)
         self.images = np.stack([pairs[i].image for i in keep]) if keep else empty
         self.masks = np.stack([pairs[i].mask for i in keep]) if keep else empty
@@ -77,6 +78,6 @@ class SegDataset(Dataset):
                 self.transform.set_random_seed(seed)
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
-        x = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255.0).sub_(self.mean).div_(self.std)
+        x = self.preprocessing.normalize(image)
         y = torch.from_numpy(np.ascontiguousarray(mask)).float()
         return (x[None] if x.ndim == 2 else x.permute(2, 0, 1)), y[None], self.subject_ids[index]

@@ -77,20 +77,13 @@ class Pair:
 
 
 def load_pair(sample: Sample, problems: Problems | None = None, mask_threshold: int = 127,
-              strict: bool = False) -> Pair:
+              strict: bool = False, max_pixels: int = MAX_PIXELS) -> Pair:
     """Decode and check one (image, mask) pair; a fault raises UserError naming the file."""
-    image, mask = read_gray(sample.image, problems=problems), read_gray(sample.mask, problems=problems)
+    image = read_gray(sample.image, max_pixels, problems)
+    mask = read_gray(sample.mask, max_pixels, problems)
     if image.shape != mask.shape:
         raise UserError(
             f"{sample.mask} is {mask.shape[1]}x{mask.shape[0]} but its image {sample.image} is "
             f"{image.shape[1]}x{image.shape[0]}: image and mask must have the same size"
         )
     return Pair(image, binarize(mask, sample.mask, mask_threshold, strict, problems))
-
-
-def resize_pair(pair: Pair, size: int) -> Pair:
-    """Both to size x size: the image with area averaging, the mask with nearest neighbour."""
-    if pair.image.shape == (size, size):
-        return pair
-    return Pair(cv2.resize(pair.image, (size, size), interpolation=cv2.INTER_AREA),
-                cv2.resize(pair.mask, (size, size), interpolation=cv2.INTER_NEAREST))

@@ -1,0 +1,142 @@
+"""Where and in what arithmetic a model runs: PyTorch on a CPU or GPU (fp32 or bf16), or ONNX Runtime (fp32, int8).
+
+`runner_for(model, device=, precision=)` applies the settings in their one valid order (device first: the
+automatic precision depends on it) and returns a Runner that maps normalized inputs to logits.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tumorseg.errors import UserError
+from tumorseg.hardware import cpu_has_bf16
+from tumorseg.model_file import ModelFile, read
+
+PRECISIONS = ("auto", "32", "bf16")
+RUNTIMES = ("auto", "pytorch", "onnxruntime")
+
+
+class OnnxNet(nn.Module):
+    """An ONNX Runtime session behind the nn.Module interface: N x C x H x W logits on the CPU."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()  # as PyTorch would: the cores it is allowed
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 - a graph ONNX Runtime cannot run
+            raise UserError(f"{path}: ONNX Runtime cannot run this graph ({str(err).splitlines()[0][:160]}): "
+                            f"export it again with tumorseg export") from None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (logits,) = self.session.run(None, {"image": x.float().contiguous().numpy()})
+        return torch.from_numpy(logits)
+
+
+@dataclass
+class Runner:
+    """A net placed on its device, in its arithmetic: normalized N x C x H x W inputs (CPU) -> logits (CPU, fp32)."""
+
+    net: nn.Module
+    device: torch.device
+    precision: str  # "32", "bf16" (PyTorch) or the ONNX file's "32" / "int8"
+    runtime: str  # "pytorch" or "onnxruntime"
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.runtime == "onnxruntime":
+            return self.net(x)
+        # channels_last: 1.6x the images/s of NCHW in fp32 on CPU, same numbers (experiments/BENCHMARKS.md)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            out = self.net(x.contiguous(memory_format=torch.channels_last))
+        return out.float().cpu().contiguous()
+
+    def describe(self) -> str:
+        arithmetic = "fp32" if self.precision == "32" else self.precision
+        return f"{self.runtime} {arithmetic} on {self.device}"
+
+
+def int8_export_of(model: ModelFile) -> Path:
+    """Where a model's int8 export sits when it has one: beside it, <stem>.int8.onnx (tumorseg export quantize=int8)."""
+    return model.path.with_name(model.path.stem + ".int8.onnx")
+
+
+def chosen_model(model: ModelFile, runtime: str = "auto", device: str = "auto", precision: str = "auto") -> ModelFile:
+    """The file that runs: the model itself, or its int8 export (runtime=onnxruntime; and runtime=auto with
+    precision=auto on a CPU without bf16 arithmetic, where PyTorch would run in fp32).
+
+    On such a CPU the int8 export gives 2x or more the slices/s of fp32 PyTorch, at a Dice within 0.005 on the
+    real val subjects (docs/performance.md); with bf16 arithmetic or a GPU, PyTorch is as fast and exact.
+    """
+    if runtime not in RUNTIMES:
+        raise UserError(f"runtime={runtime} is not one of {', '.join(RUNTIMES)}: auto (the int8 export beside the "
+                        f"model on a CPU without bf16), pytorch, onnxruntime")
+    if model.is_onnx:
+        if runtime == "pytorch":
+            raise UserError(f"runtime=pytorch: {model.path} is an ONNX model; give its .ckpt/.pt, or runtime=auto")
+        return model
+    export = int8_export_of(model)
+    if runtime == "pytorch":
+        return model
+    if runtime == "auto":
+        gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+        if gpu or precision != "auto" or cpu_has_bf16() or not export.is_file():
+            return model
+    if not export.is_file():
+        raise UserError(f"runtime=onnxruntime: {model.path} has no export beside it at {export}: write it with "
+                        f"tumorseg export ckpt_path={model.path} output={export} quantize=int8 calibration_dir=...")
+    onnx = read(export)
+    if (onnx.preprocessing, onnx.stored, onnx.source) != (model.preprocessing, model.stored, model.path.name):
+        if runtime == "auto":  # an export of another model (or of other choices) under that name: not this one's
+            return model
+        raise UserError(f"runtime=onnxruntime: {export} is not an export of {model.path} with its current choices: "
+                        f"export it again (tumorseg export ... overwrite=true)")
+    return onnx
+
+
+def runner_for(model: ModelFile, device: str | None = "auto", precision: str | None = "auto") -> Runner:
+    """The model's net ready to run: device= (auto: the first CUDA GPU, else the CPU) then precision= (auto: bf16
+    on GPUs and on CPUs with bf16 arithmetic, else fp32). An .onnx runs on the CPU in the arithmetic it was exported in."""
+    precision = str(precision or "auto")
+    if precision not in PRECISIONS:
+        raise UserError(f"precision={precision} is not one of {', '.join(PRECISIONS)}: "
+                        f"auto (bf16 on a GPU or where the CPU has bf16 instructions), 32 or bf16")
+    place = torch_device(str(device or "auto"), model)
+    if model.is_onnx:
+        if precision == "bf16":
+            raise UserError(f"precision=bf16 does not apply to the ONNX model {model.path}: it runs in "
+                            f"{model.onnx_precision} as exported; use precision=auto")
+        return Runner(OnnxNet(model.path), place, model.onnx_precision, "onnxruntime")
+    net = model.net().to(place).to(memory_format=torch.channels_last)
+    # bf16 gives the same Dice to 0.001 on the real val and held-out subjects, at 2.2x the images/s in the benchmark
+    # on a CPU with avx512_bf16 (experiments/lung/inference-bf16.md).
+    native = torch.cuda.is_bf16_supported() if place.type == "cuda" else cpu_has_bf16()
+    bf16 = precision == "bf16" or (precision == "auto" and native)
+    return Runner(net, place, "bf16" if bf16 else "32", "pytorch")
+
+
+def torch_device(name: str, model: ModelFile) -> torch.device:
+    """The torch.device of a device= setting, checked against this machine and the model's runtime."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() and not model.is_onnx else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise UserError(f"device={name} is not one of auto, cpu, cuda, cuda:N")
+    if device.type == "cuda" and model.is_onnx:
+        raise UserError(f"device={name}: the ONNX model {model.path} runs on the CPU here; use device=cpu "
+                        f"(or a .ckpt/.pt model on the GPU)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device={name}: no CUDA GPU is visible to PyTorch here; use device=cpu (or auto)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"device={name}: this machine has {torch.cuda.device_count()} GPU(s), cuda:0 to "
+                        f"cuda:{torch.cuda.device_count() - 1}")
+    return device

@@ -1,0 +1,112 @@
+"""The one segmentation path: a subject's slices (uint8, any size) to probabilities and masks at their own size.
+
+    resize -> neighbours (2.5D) -> normalize -> net (TTA views, ensemble members) -> probabilities
+    -> 3D steps over the subject (seeded regions, largest region) -> back to each slice's size -> threshold
+    -> small components removed
+
+`evaluate` is this plus metrics, `predict` this plus writers; training's dataset and the ONNX export read slices
+through the same tumorseg.preprocessing.Preprocessing.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+import torch
+
+from tumorseg.data.context import context_table
+from tumorseg.errors import UserError
+from tumorseg.model_file import ModelFile, model_path, read
+from tumorseg.preprocessing import Preprocessing
+from tumorseg.postprocess import remove_small, slice_index, subject_regions
+from tumorseg.runtime import Runner, chosen_model, runner_for
+from tumorseg.tta import augmented_probabilities, tta_choice
+
+
+def model_inputs(preprocessing: Preprocessing, slices: list[np.ndarray], names: list[Path]) -> np.ndarray:
+    """One subject's uint8 slices (any sizes) -> N x C x S x S uint8 at the model's size S: each slice with its
+    neighbours of the subject (found by the slice index in the file name; a missing one is the slice itself)."""
+    table = context_table([("", name) for name in names], preprocessing.context_slices)
+    return np.stack([preprocessing.resize(g) for g in slices])[table]
+
+
+class Settings(NamedTuple):
+    """The choices in force: pixel threshold, TTA, 3D seed threshold (<= threshold: off), largest 3D region only,
+    smallest 2D component kept (pixels), slices per batch."""
+
+    threshold: float
+    tta: bool | str
+    seed_threshold: float
+    largest_3d: bool = False
+    min_size: int = 0
+    batch_size: int = 16
+
+
+def settings_of(cfg, model: ModelFile) -> Settings:
+    """threshold, tta, postprocess.seed_threshold: the command's when set, else the model file's; the rest from cfg."""
+    threshold = model.stored.threshold if cfg.get("threshold") is None else float(cfg.threshold)
+    if not 0 < threshold < 1:  # the command's own threshold= is checked with its other options
+        raise UserError(f"{model.path} stores threshold {threshold}, outside (0, 1): set threshold= (e.g. "
+                        f"threshold=0.5), or re-ship the model with tumorseg ship threshold=")
+    tta = model.stored.tta if cfg.get("tta") is None else tta_choice(cfg.tta)
+    post = cfg.get("postprocess") or {}
+    seed = model.stored.seed_threshold if post.get("seed_threshold") is None else float(post.get("seed_threshold"))
+    if not 0 <= seed <= 1:
+        raise UserError(f"postprocess.seed_threshold={seed} must be between 0 (off) and 1: e.g. 0.7")
+    largest = post.get("largest_3d") or False
+    if not isinstance(largest, bool):
+        raise UserError(f"postprocess.largest_3d={largest} must be true or false")
+    return Settings(threshold, tta, seed, largest, int(post.get("min_size") or 0), int(cfg.get("batch_size") or 16))
+
+
+@dataclass
+class Segmented:
+    """One subject's result. raw / probabilities: N x S x S float32 at the model's size S, before / after the
+    3D steps; masks: N 0/1 uint8 arrays, each at its slice's own size."""
+
+    raw: np.ndarray
+    probabilities: np.ndarray
+    masks: list[np.ndarray]
+
+    def at_size(self, i: int, shape: tuple[int, int], after_3d: bool = True) -> np.ndarray:
+        """Slice i's probabilities at shape (H, W)."""
+        prob = (self.probabilities if after_3d else self.raw)[i]
+        return prob if prob.shape == shape else cv2.resize(prob, shape[::-1], interpolation=cv2.INTER_LINEAR)
+
+
+class Segmenter:
+    """A model file's net on its runner, with the settings in force."""
+
+    def __init__(self, model: ModelFile, runner: Runner, settings: Settings):
+        self.model, self.runner, self.settings = model, runner, settings
+        self.preprocessing = model.preprocessing
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized N x C x S x S -> sigmoid probabilities N x 1 x S x S, averaged over the TTA views."""
+        return augmented_probabilities(lambda view: torch.sigmoid(self.runner.logits(view)), x, self.settings.tta)
+
+    def subject(self, slices: list[np.ndarray], names: list[Path]) -> Segmented:
+        """slices: one subject's uint8 H x W images (any sizes); names: their files (the name is the slice index
+        that neighbours and the 3D steps go by: .../117.png)."""
+        s = self.settings
+        inputs = model_inputs(self.preprocessing, slices, names)
+        raw = np.concatenate([self.probabilities(self.preprocessing.normalize(inputs[k:k + s.batch_size]))[:, 0].numpy()
+                              for k in range(0, len(inputs), s.batch_size)])
+        probs = subject_regions(raw, [slice_index(n) for n in names], s.threshold, s.seed_threshold, s.largest_3d)
+        result = Segmented(raw, probs, [])
+        for i, gray in enumerate(slices):
+            mask = (result.at_size(i, gray.shape) > s.threshold).astype(np.uint8)
+            result.masks.append(remove_small(mask, s.min_size))
+        return result
+
+
+def segmenter_for(cfg, log=None) -> Segmenter:
+    """The Segmenter of a command's cfg: ckpt_path (else the shipped model), runtime=, device=, precision= and
+    the settings, checked in that order."""
+    model = read(model_path(cfg.get("ckpt_path"), log))
+    model = chosen_model(model, str(cfg.get("runtime") or "auto"), str(cfg.get("device") or "auto"),
+                         str(cfg.get("precision") or "auto"))
+    settings = settings_of(cfg, model)
+    return Segmenter(model, runner_for(model, cfg.get("device"), cfg.get("precision")), settings)
