@@ -13,6 +13,7 @@ from pathlib import Path
 # The command name and the module that holds its main(), in the order of a project's life.
 COMMANDS = {
     "check": "tumorseg.check",
+    "convert": "tumorseg.convert",
     "train": "tumorseg.train",
     "report": "tumorseg.report",
     "evaluate": "tumorseg.evaluate",

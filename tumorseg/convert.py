@@ -1,0 +1,324 @@
+"""Turn an MSD or nnU-Net v2 task folder of CT volumes into slices in the data layout (PNG images and masks).
+
+    tumorseg convert input=TASK_DIR output=DATA_ROOT [label=1 | label=[1,2]] [slices=labeled+5 | slices=all]
+                     [val_cases=[CASE,...]] [preprocess.window=null | preprocess.window=[LEVEL,WIDTH]] [overwrite=false]
+
+Slice k of a case goes to `<output>/<train|val>/images/<case>/<k>.png` (slices_of: the orientation and
+per-slice scaling prediction uses) with its mask, 0/255, at `.../masks/<case>/<k>.png`. `labeled+N` keeps
+every slice that holds the label and the first N without it in string order of their index (0, 1, 10, 100,
+...), as the public lung slices were made. A finished case is recorded in `<output>/.convert/<case>.json` and
+skipped by a rerun with the same settings; a case cut short is written again.
+"""
+
+import contextlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from tumorseg import CONF_DIR
+from tumorseg.data.volumes import (
+    read_header,
+    read_volume,
+    same_grid,
+    slice_stack,
+    slices_of,
+)
+from tumorseg.errors import UserError, exit_on_user_error
+from tumorseg.output_files import OutputFiles, check_apart
+from tumorseg.progress import progress
+
+RECORDS = ".convert"
+KINDS = ("images", "masks")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One training case of a task: its name (the subject folder) and its image and label files."""
+
+    name: str
+    image: Path
+    label: Path
+
+
+def read_dataset_json(root: Path) -> tuple[dict, Path]:
+    """The task's dataset.json as a dict, and its path."""
+    path = root / "dataset.json"
+    if not path.is_file():
+        raise UserError(f"{path} is missing: input= names an MSD or nnU-Net v2 task folder (dataset.json, "
+                        f"imagesTr/, labelsTr/)")
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path} cannot be read as JSON ({err}): fix or replace the file") from None
+    if not isinstance(meta, dict) or "labels" not in meta or not isinstance(meta["labels"], dict):
+        raise UserError(f"{path} has no \"labels\" object: it is not an MSD or nnU-Net v2 dataset.json")
+    return meta, path
+
+
+def one_channel(channels, path: Path, key: str) -> None:
+    """Refuse a task whose images have more than one channel (convert writes gray CT slices)."""
+    if isinstance(channels, dict) and len(channels) > 1:
+        raise UserError(f"{path}: \"{key}\" lists {len(channels)} channels: convert takes one-channel (CT) tasks")
+
+
+def msd_cases(root: Path, meta: dict, path: Path) -> list[Case]:
+    """The "training" entries of an MSD dataset.json; a case is named by its image file."""
+    one_channel(meta.get("modality"), path, "modality")
+    entries = meta.get("training")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and {"image", "label"} <= set(e) for e in entries):
+        raise UserError(f"{path}: \"training\" must be a list of {{\"image\": ..., \"label\": ...}}: fix the file")
+    return [Case(volume_name(Path(e["image"]).name), root / e["image"], root / e["label"]) for e in entries]
+
+
+def nnunet_cases(root: Path, meta: dict, path: Path) -> list[Case]:
+    """Every labelsTr/<case><file_ending> with its imagesTr/<case>_0000<file_ending>."""
+    one_channel(meta.get("channel_names"), path, "channel_names")
+    ending = meta.get("file_ending")
+    if not isinstance(ending, str) or not ending.startswith("."):
+        raise UserError(f"{path}: \"file_ending\" must be a suffix such as \".nii.gz\": fix the file")
+    labels = sorted(p for p in (root / "labelsTr").glob(f"*{ending}") if not p.name.startswith("."))
+    names = [p.name[: -len(ending)] for p in labels]
+    return [Case(n, root / "imagesTr" / f"{n}_0000{ending}", p) for n, p in zip(names, labels)]
+
+
+def volume_name(filename: str) -> str:
+    """A file name without its volume suffix (lung_001.nii.gz -> lung_001)."""
+    return re.sub(r"(\.nii\.gz|\.nii|\.nrrd|\.mha|\.mhd)$", "", filename, flags=re.IGNORECASE)
+
+
+def task_cases(root: Path) -> tuple[list[Case], dict[int, str], Path]:
+    """The task's cases, its labels (value -> name) and its dataset.json, checked before anything is written."""
+    meta, path = read_dataset_json(root)
+    nnunet = "channel_names" in meta or "file_ending" in meta
+    cases = nnunet_cases(root, meta, path) if nnunet else msd_cases(root, meta, path)
+    if not cases:
+        raise UserError(f"{path} lists no training case with a label: check the task folder")
+    names = [c.name for c in cases]
+    if len(set(names)) < len(names):
+        raise UserError(f"{path} names a case twice ({next(n for n in names if names.count(n) > 1)}): fix the file")
+    for case in cases:
+        for file in (case.image, case.label):
+            if not file.is_file():
+                raise UserError(f"{file} is missing (case {case.name} of {path}): add it or drop the case")
+    return cases, label_names(meta["labels"], nnunet, path), path
+
+
+def label_names(labels: dict, nnunet: bool, path: Path) -> dict[int, str]:
+    """Label value -> name: MSD writes {"1": "tumor"}, nnU-Net {"tumor": 1} (or a region, a list of values)."""
+    out = {}
+    try:
+        for key, value in labels.items():
+            if nnunet:
+                for v in value if isinstance(value, list) else [value]:
+                    out.setdefault(int(v), key)
+            else:
+                out[int(key)] = str(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{path}: \"labels\" holds a value that is not a whole number: fix the file") from None
+    return out
+
+
+def chosen_labels(option, known: dict[int, str], path: Path) -> tuple[int, ...]:
+    """label=1 or label=[1,2] checked against dataset.json's labels."""
+    values = list(option) if OmegaConf.is_list(option) or isinstance(option, (list, tuple)) else [option]
+    listing = ", ".join(f"{v} {n}" for v, n in sorted(known.items()) if v)
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise UserError(f"label={option}: give a label value or a list of them, e.g. label=1 ({path}: {listing})")
+    for v in values:
+        if v == 0 or v not in known:
+            raise UserError(f"label={v} is {'the background' if v == 0 else 'not a label of ' + str(path)}: "
+                            f"choose from {listing}")
+    return tuple(sorted(set(values)))
+
+
+def extra_slices(option) -> int | None:
+    """slices=all -> None (every slice); slices=labeled+N -> N (slices without the label to keep)."""
+    text = str(option).strip()
+    if text == "all":
+        return None
+    match = re.fullmatch(r"labeled(?:\+(\d+))?", text)
+    if not match:
+        raise UserError(f"slices={option}: choose slices=all or slices=labeled+N, e.g. slices=labeled+5")
+    return int(match.group(1) or 0)
+
+
+def chosen_window(option) -> tuple[float, float] | None:
+    """preprocess.window=null or [LEVEL,WIDTH]."""
+    if option is None:
+        return None
+    values = list(option) if OmegaConf.is_list(option) else None
+    if not values or len(values) != 2 or not all(isinstance(v, (int, float)) for v in values):
+        raise UserError(f"preprocess.window={option}: give null (per-slice min-max) or [LEVEL,WIDTH] in HU, "
+                        f"e.g. preprocess.window=[-600,1500]")
+    return float(values[0]), float(values[1])
+
+
+def pick_slices(labeled: np.ndarray, extra: int | None) -> list[int]:
+    """Indices of the slices to write: all, or every labeled one and the first `extra` others by name."""
+    if extra is None:
+        return list(range(len(labeled)))
+    free = sorted((k for k in range(len(labeled)) if not labeled[k]), key=str)[:extra]
+    return sorted([k for k in range(len(labeled)) if labeled[k]] + free)
+
+
+def check_grid(case: Case) -> None:
+    """Refuse (from the headers) a label volume that is not on its image's grid."""
+    image, label = read_header(case.image), read_header(case.label)
+    if not same_grid(image, label):
+        raise UserError(f"{case.label} does not lie on the grid of {case.image} (size, spacing, origin or direction "
+                        f"differ: {label.GetSize()} vs {image.GetSize()}): resample the label onto its image")
+
+
+def case_slices(case: Case, labels: tuple[int, ...], extra: int | None,
+                window: tuple[float, float] | None) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """(slice indices, images K x H x W uint8, masks K x H x W 0/255) of the slices to write."""
+    image, label = read_volume(case.image), read_volume(case.label)
+    masks = np.isin(slice_stack(label), labels)
+    ks = pick_slices(masks.any(axis=(1, 2)), extra)
+    return ks, slices_of(image, window)[ks], masks[ks].astype(np.uint8) * 255
+
+
+class Records:
+    """What convert wrote for each case (`<output>/.convert/<case>.json`): settings, files, whether it finished."""
+
+    def __init__(self, out: Path):
+        self.out, self.folder = out, out / RECORDS
+
+    def read(self, case: str) -> dict:
+        """The case's record, or an empty one (a record that cannot be read counts as none)."""
+        try:
+            record = json.loads((self.folder / f"{case}.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    def write(self, case: str, settings: dict, files: list[Path], done: bool) -> None:
+        """Replace the case's record in one step (an interrupted write leaves the old one)."""
+        path = self.folder / f"{case}.json"
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            rel = sorted(f.relative_to(self.out).as_posix() for f in files)
+            tmp.write_text(json.dumps({"settings": settings, "files": rel, "done": done}, indent=1))
+            os.replace(tmp, path)
+        except OSError as err:
+            raise UserError(f"{path} could not be written ({err.strerror}): free space or choose another "
+                            f"output=") from None
+
+    def owned(self, case: str) -> set[Path]:
+        """The files a record says convert wrote for the case (only paths below output, whatever the record says)."""
+        files = [Path(f) for f in self.read(case).get("files", []) if isinstance(f, str)]
+        return {self.out / f for f in files if not f.is_absolute() and ".." not in f.parts}
+
+    def finished(self, case: str, settings: dict) -> bool:
+        """Whether the case was written completely with the same settings and its files are all there."""
+        record = self.read(case)
+        return (record.get("done") is True and record.get("settings") == settings
+                and all((self.out / f).is_file() for f in record.get("files", [])))
+
+
+def case_folders(out: Path, part: str, case: str) -> list[Path]:
+    """The case's subject folders in one part: images/<case> and masks/<case>."""
+    return [out / part / kind / case for kind in KINDS]
+
+
+def foreign_files(out: Path, part: str, case: str, owned: set[Path]) -> list[Path]:
+    """Files in the case's folders that convert did not write; a linked case folder is refused outright."""
+    found = []
+    for folder in case_folders(out, part, case):
+        if folder.is_symlink():
+            raise UserError(f"{folder} is a symbolic link: convert writes real folders; remove the link or choose "
+                            f"another output=")
+        found += sorted(p for p in folder.rglob("*") if not p.is_dir() and p not in owned) if folder.is_dir() else []
+    return found
+
+
+def write_case(out: Path, part: str, case: Case, settings: dict, records: Records,
+               slices: tuple[list[int], np.ndarray, np.ndarray]) -> int:
+    """Clear what the case held before (known to be convert's own, or overwrite=true), write its PNGs, record it."""
+    ks, images, masks = slices
+    files = {kind: [out / part / kind / case.name / f"{k}.png" for k in ks] for kind in KINDS}
+    old = records.owned(case.name)
+    records.write(case.name, settings, sorted(old | set(files["images"] + files["masks"])), done=False)
+    for path in old:
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the case's folder in a part it has left, now empty
+            path.parent.rmdir()
+    for folder in case_folders(out, part, case.name):
+        shutil.rmtree(folder, ignore_errors=True)
+    written = OutputFiles()
+    written.claim(files["images"] + files["masks"])
+    for kind, arrays in (("images", images), ("masks", masks)):
+        for path, array in zip(files[kind], arrays):
+            written.image(path, array)
+    records.write(case.name, settings, files["images"] + files["masks"], done=True)
+    return len(ks)
+
+
+def validation_cases(option, cases: list[Case]) -> set[str]:
+    """val_cases=[...] checked against the task's case names."""
+    names = [str(v) for v in option] if OmegaConf.is_list(option) else ([str(option)] if option else [])
+    known = {c.name for c in cases}
+    for name in names:
+        if name not in known:
+            raise UserError(f"val_cases: {name} is not a case of the task: choose from {', '.join(sorted(known)[:8])}"
+                            f"{', ...' if len(known) > 8 else ''}")
+    return set(names)
+
+
+def convert(cfg: DictConfig) -> dict:
+    """Write every case not yet converted with these settings; return the counts."""
+    if not cfg.input or not cfg.output:
+        raise UserError("input= and output= are both needed: tumorseg convert input=<task folder> output=<data root>")
+    root, out = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
+    if not root.is_dir():
+        raise UserError(f"input={root} is not a folder: name an MSD or nnU-Net v2 task folder")
+    check_apart(out, [root])
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output={out} is a file: name a folder for the data set")
+    cases, known, dataset_json = task_cases(root)
+    labels, extra = chosen_labels(cfg.label, known, dataset_json), extra_slices(cfg.slices)
+    window, val = chosen_window(cfg.preprocess.window), validation_cases(cfg.val_cases, cases)
+    records, todo, skipped = Records(out), [], 0
+    for case in cases:
+        part = "val" if case.name in val else "train"
+        settings = {"image": str(case.image.resolve()), "label": str(case.label.resolve()), "part": part,
+                    "labels": list(labels), "slices": str(cfg.slices), "window": list(window) if window else None}
+        if records.finished(case.name, settings):
+            skipped += 1
+            continue
+        foreign = foreign_files(out, part, case.name, records.owned(case.name))
+        if foreign and not cfg.overwrite:
+            raise UserError(f"{foreign[0]} exists and was not written by convert ({len(foreign)} such file(s) in "
+                            f"case {case.name}): choose another output=, or add overwrite=true to replace the case's "
+                            f"folders")
+        check_grid(case)
+        todo.append((case, part, settings))
+    counts = {"cases": len(cases), "converted": len(todo), "skipped": skipped, "slices": 0, "train": 0, "val": 0}
+    with progress(len(todo), f"converting {len(todo)} cases") as advance:
+        for case, part, settings in todo:
+            counts["slices"] += write_case(out, part, case, settings, records,
+                                           case_slices(case, labels, extra, window))
+            counts[part] += 1
+            advance()
+    return counts
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="convert")
+@exit_on_user_error
+def main(cfg: DictConfig) -> dict:
+    counts = convert(cfg)
+    print(f"{cfg.output}: {counts['converted']} case(s) converted ({counts['train']} train, {counts['val']} val), "
+          f"{counts['slices']} slices written, {counts['skipped']} case(s) already converted")
+    return counts
+
+
+if __name__ == "__main__":
+    main()
