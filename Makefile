@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 ARGS    ?=
 DEMO_DIR = outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: help install demo test test-tools test-fast train sweep tensorboard data bench clean
+.PHONY: help install demo test test-tools test-fast lint train sweep tensorboard data bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ test: $(STAMP) test-tools  ## the whole test suite (slow tests included; well un
 
 test-fast: $(STAMP) test-tools  ## the tests not marked slow
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+lint: $(STAMP)  ## ruff: lint and import order (configured in pyproject.toml; the test suite runs it too)
+	$(BIN)/ruff check tumorseg tests experiments
 
 train: $(STAMP)  ## one training run; pass overrides as ARGS="approach=full augment=elastic"
 	$(BIN)/python -m tumorseg.train $(ARGS)

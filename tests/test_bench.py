@@ -20,12 +20,15 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
     assert saved["machine"]["cores"] >= 1 and saved["machine"]["torch"]
     assert set(saved["summary"]) == {"lightning_over_plain", "default_over_unet_seed_fp32",
                                      "train_gflops_share_of_matmul", "data_all_over_train_step",
-                                     "inference_best_images_per_s_b16"}
+                                     "inference_best_images_per_s_b16", "segment_int8_default_over_fp32"}
     assert set(results["data_images_per_s"]) == {"none", "flip", "rotate", "elastic", "all"}
     expected = {"eager fp32 NCHW", "eager bf16 channels_last", "ONNX Runtime fp32", "ONNX Runtime int8"}
     assert expected <= set(results["inference"])
+    ways = results["segment"]  # the shipped model through evaluate/predict's path, each runtime side by side
+    assert {w["model"] for w in ways.values()} == {"lung_unet.pt", "lung_unet.int8.onnx"}
+    assert all(w["slices_per_s"] > 0 for w in ways.values())
     table = (tmp_path / "BENCHMARKS-quick.md").read_text()
-    assert "## Targets" in table and "Lightning/plain" in table
+    assert "## Targets" in table and "Lightning/plain" in table and "through evaluate/predict's path" in table
     for setting in ("unet fp32 NCHW", "unet_seed fp32 NCHW"):  # both nets: Lightning and a plain loop
         assert set(results["train_images_per_s"][setting]) == {"lightning", "plain"}
         assert all(v > 0 for v in results["train_images_per_s"][setting].values())

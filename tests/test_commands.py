@@ -12,8 +12,8 @@ from PIL import Image
 from tests.conftest import run_main, ship_main
 from tumorseg.errors import UserError
 from tumorseg.model_file import read
-from tumorseg.runtime import runner_for
 from tumorseg.postprocess import remove_small
+from tumorseg.runtime import runner_for
 
 EVAL_KEYS = {"dice", "iou", "precision", "recall", "dice_per_slice", "dice_per_subject", "empty_fp_rate", "bce",
              "n_images", "n_subjects", "threshold", "tta", "inference_precision"}
@@ -151,14 +151,14 @@ def test_predict_refuses_images_above_max_pixels(trained_run, tmp_path):
 
 
 def test_report_on_two_runs(trained_run, data_dir, tmp_path):
-    from tests.conftest import TINY, make_cfg, phantom_overrides
-    from tests.conftest import report
+    from tests.conftest import TINY, make_cfg, phantom_overrides, report
     from tumorseg.train import train
 
     full = tmp_path / "full"
     train(make_cfg(TINY + phantom_overrides(data_dir) + ["approach=full"], full))
     (full / ".hydra").mkdir()
-    (full / ".hydra/hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      approach: full\n      model: unet\n")
+    (full / ".hydra/hydra.yaml").write_text(
+        "hydra:\n  runtime:\n    choices:\n      approach: full\n      model: unet\n")
     out = tmp_path / "report.md"
     table = report([trained_run, full], out=out)
     lines = table.strip().splitlines()
@@ -247,7 +247,8 @@ def test_ship_writes_a_small_weights_only_model_with_the_same_outputs(trained_ru
     result = run_main("tumorseg.evaluate", f"ckpt_path={ckpt(trained_run)}", f"data_dir={data_dir / 'phantom' / 'val'}",
                      f"hydra.run.dir={tmp_path / 'b'}")
     original = json.loads(result.stdout.strip().splitlines()[-1])
-    assert {k: v for k, v in shipped.items() if k != "ckpt_path"} == {k: v for k, v in original.items() if k != "ckpt_path"}
+    assert ({k: v for k, v in shipped.items() if k != "ckpt_path"}
+            == {k: v for k, v in original.items() if k != "ckpt_path"})
 
 
 def test_a_model_files_threshold_and_tta_are_the_default_of_evaluate(trained_run, data_dir, tmp_path):
@@ -267,7 +268,8 @@ def test_a_model_files_threshold_and_tta_are_the_default_of_evaluate(trained_run
     tuned = evaluate("tuned", f"ckpt_path={tmp_path / 'tuned.pt'}")
     assert (tuned["threshold"], tuned["tta"]) == (0.3, True)
     explicit = evaluate("explicit", f"ckpt_path={ckpt(trained_run)}", "threshold=0.3", "tta=true")
-    assert {k: v for k, v in tuned.items() if k != "ckpt_path"} == {k: v for k, v in explicit.items() if k != "ckpt_path"}
+    assert ({k: v for k, v in tuned.items() if k != "ckpt_path"}
+            == {k: v for k, v in explicit.items() if k != "ckpt_path"})
     overridden = evaluate("overridden", f"ckpt_path={tmp_path / 'tuned.pt'}", "tta=false", "threshold=0.5")
     assert (overridden["threshold"], overridden["tta"]) == (0.5, False)
     result = run_main("tumorseg.ship", f"ckpt_path={model}", f"output={tmp_path / 'bad.pt'}", "threshold=1.5")
@@ -300,8 +302,9 @@ def perturbed_copy(run, path):
     """The run's last checkpoint with its net's weights moved: a second, different run of the same recipe."""
     content = torch.load(ckpt(run), weights_only=True)
     gen = torch.Generator().manual_seed(1)
-    content["state_dict"] = {k: v + 0.05 * torch.randn(v.shape, generator=gen) if k.startswith("net.") and v.is_floating_point()
-                             else v for k, v in content["state_dict"].items()}
+    content["state_dict"] = {
+        k: v + 0.05 * torch.randn(v.shape, generator=gen) if k.startswith("net.") and v.is_floating_point() else v
+        for k, v in content["state_dict"].items()}
     torch.save(content, path)
     return str(path)
 
@@ -318,8 +321,8 @@ def test_ship_ensemble_averages_logits_and_soup_averages_weights(trained_run, da
     assert (ens.stored.threshold, ens.stored.tta, ens.members) == (0.3, True, 2)
     wa, wb, ws = (m.weights for m in (a, b, soup))
     assert all(torch.allclose(ws[k], (wa[k] + wb[k]) / 2) for k in ws if ws[k].is_floating_point())
-    result = run_main("tumorseg.evaluate", f"ckpt_path={tmp_path / 'ens.pt'}", f"data_dir={data_dir / 'phantom' / 'val'}",
-                     f"hydra.run.dir={tmp_path / 'e'}")
+    result = run_main("tumorseg.evaluate", f"ckpt_path={tmp_path / 'ens.pt'}",
+                      f"data_dir={data_dir / 'phantom' / 'val'}", f"hydra.run.dir={tmp_path / 'e'}")
     assert result.returncode == 0 and json.loads(result.stdout.strip().splitlines()[-1])["tta"] is True
     result = run_main("tumorseg.export", f"ckpt_path={tmp_path / 'ens.pt'}", f"output={tmp_path / 'ens.onnx'}",
                      f"hydra.run.dir={tmp_path / 'x'}")
@@ -330,7 +333,8 @@ def test_ship_refuses_to_combine_different_models(trained_run, tmp_path):
     content = torch.load(ckpt(trained_run), weights_only=True)
     content["hyper_parameters"]["run_config"]["data"]["image_size"] = 32
     torch.save(content, tmp_path / "small.ckpt")
-    result = run_main("tumorseg.ship", f"ckpt_path={ckpt(trained_run)}", f"output={tmp_path / 'out.pt'}", f"ensemble=[{tmp_path / 'small.ckpt'}]")
+    result = run_main("tumorseg.ship", f"ckpt_path={ckpt(trained_run)}", f"output={tmp_path / 'out.pt'}",
+                      f"ensemble=[{tmp_path / 'small.ckpt'}]")
     assert result.returncode == 2 and "differs from" in result.stderr and "combine runs of one recipe" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out.pt").exists()
 
@@ -360,3 +364,14 @@ def test_ship_writes_only_where_it_is_told(trained_run, tmp_path):
     ship_main(ckpt(trained_run), mine, "overwrite=true")
     assert read(mine).preprocessing == read(ckpt(trained_run)).preprocessing
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_weights_that_do_not_match_their_stored_config_are_one_line(trained_run, data_dir, tmp_path):
+    content = torch.load(ckpt(trained_run), weights_only=True)
+    content["hyper_parameters"]["run_config"]["model"]["base_channels"] *= 2  # a hand-edited file
+    torch.save(content, tmp_path / "edited.ckpt")
+    result = run_main("tumorseg.evaluate", f"ckpt_path={tmp_path / 'edited.ckpt'}",
+                      f"data_dir={data_dir / 'phantom' / 'val'}", f"hydra.run.dir={tmp_path / 'e'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "edited.ckpt: its weights do not match its stored model config" in result.stderr

@@ -1,11 +1,11 @@
-"""Post-processing: 3D seeded regions and the largest 3D region across neighbouring slices, in evaluate, predict and ship."""
+"""Post-processing: 3D seeded regions and the largest 3D region across neighbouring slices, in evaluate, predict
+and ship."""
 
 import csv
 import json
 import shutil
 
 import numpy as np
-import pytest
 import torch
 
 from tests.conftest import run_main
@@ -98,7 +98,10 @@ def test_evaluate_and_predict_keep_only_the_largest_3d_region_when_told(trained_
     assert len(bad.stderr.strip().splitlines()) == 1
 
     # one subject folder holding the same slice twice, as slices 1 and 5: two regions of the same size
-    image = max((val / "images").rglob("*.png"), key=lambda f: (val / "masks" / f.relative_to(val / "images")).stat().st_size)
+    def mask_size(f):
+        return (val / "masks" / f.relative_to(val / "images")).stat().st_size
+
+    image = max((val / "images").rglob("*.png"), key=mask_size)
     subject = tmp_path / "subject"
     subject.mkdir()
     for k in (1, 5):
@@ -134,7 +137,8 @@ def test_predict_applies_the_model_files_seed_per_folder(trained_run, data_dir, 
 
     assert pixels("seeded") == 0  # the file's seed: no pixel is above 1
     assert pixels("off", "postprocess.seed_threshold=0") > 0
-    assert evaluate(tmp_path, "ev", f"ckpt_path={model}", f"data_dir={data_dir / 'phantom/val'}")["seed_threshold"] == 1.0
+    evaluated = evaluate(tmp_path, "ev", f"ckpt_path={model}", f"data_dir={data_dir / 'phantom/val'}")
+    assert evaluated["seed_threshold"] == 1.0
     result = run_main("tumorseg.ship", f"ckpt_path={model}", f"output={tmp_path / 'bad.pt'}", "seed_threshold=2")
     assert result.returncode == 2 and "seed_threshold=2 must be a float between 0 (off) and 1" in result.stderr
 
@@ -149,3 +153,21 @@ def test_evaluate_runs_where_it_is_told_and_refuses_a_missing_gpu(trained_run, d
         result = run_main("tumorseg.evaluate", *common, f"device={device}", f"hydra.run.dir={tmp_path / device}")
         assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_only_ascii_digits_name_a_slice_index(tmp_path):
+    """A file named "².png" is not slice 2 (str.isdigit accepts it, int() does not): predict runs, no traceback."""
+    import cv2
+
+    from tests.conftest import run_main
+    from tumorseg.data.layout import slice_index
+
+    assert [slice_index(n) for n in ("17.png", "².png", "٣.png", "a1.png")] == [17, None, None, None]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("².png", "3.png"):
+        cv2.imwrite(str(folder / name), np.full((64, 64), 40, np.uint8))
+    result = run_main("tumorseg.predict", f"input={folder}", f"output={tmp_path / 'out'}", "tta=false",
+                      f"hydra.run.dir={tmp_path / 'log'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and (tmp_path / "out/masks/².png").is_file()

@@ -23,10 +23,10 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
 
+import hydra
 import lightning as L
 import numpy as np
 import torch
-import hydra
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
@@ -36,18 +36,18 @@ from tumorseg import CONF_DIR, CONF_MODULE
 from tumorseg.data import SegDataModule, generate_phantom
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.hardware import cpu_has_bf16, cpu_has_vnni
+from tumorseg.module import SegModule
 from tumorseg.onnx_export import export_onnx, quantize_int8
 from tumorseg.runtime import OnnxNet
-from tumorseg.module import SegModule
 
-PARTS = ("train", "data", "infer")
+PARTS = ("train", "data", "infer", "segment")
 AUGMENTS = ("none", "flip", "rotate", "elastic", "all")
 # name: (channels_last, bf16)
 SETTINGS = {"fp32 NCHW": (False, False), "fp32 channels_last": (True, False), "bf16 channels_last": (True, True)}
 COMPILED = " + torch.compile"  # suffix of a training setting whose net is compiled (module.compile=true)
 
 
-OTHER_MODELS = ("unet_classic", "unet_fast")  # the previous default and the cheapest option (Dice: experiments/lung/)
+OTHER_MODELS = ("unet_classic", "unet_fast")  # the paper's channel plan and the cheapest option
 TRAIN_MODELS = ("unet", *OTHER_MODELS, "unet_seed")  # model options timed in training
 COMPILED_SETTINGS = [f"{s}{COMPILED}" for s, (channels_last, _) in SETTINGS.items() if channels_last]
 
@@ -210,11 +210,13 @@ def inference_rates(args, tmp: Path) -> dict[str, dict[str, float]]:
     size = args.image_size
 
     def copy_of(channels_last: bool, device: str = DEVICE) -> torch.nn.Module:  # .to() works in place: one copy each
-        return copy.deepcopy(net).to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        return copy.deepcopy(net).to(device, memory_format=layout)
 
     runners = {}
     for name, (channels_last, bf16) in SETTINGS.items():
-        runners[f"eager {name}"] = (lambda m, cl, b: lambda x: _infer(m, x, cl, b))(copy_of(channels_last), channels_last, bf16)
+        runners[f"eager {name}"] = (lambda m, cl, b: lambda x: _infer(m, x, cl, b))(copy_of(channels_last),
+                                                                                  channels_last, bf16)
     if args.compile:
         compiled = torch.compile(copy_of(True))
         runners["torch.compile channels_last"] = lambda x: _infer(compiled, x, True, False)
@@ -262,6 +264,35 @@ def _rate(run, batch: int, size: int, reps: int) -> float:
         run(x)
     sync()
     return batch * reps / (time.perf_counter() - start)
+
+
+# How evaluate/predict may run the shipped model: (runtime=, precision=). "auto" is what this CPU gets by default.
+SEGMENT_WAYS = {"PyTorch fp32 (the default before runtime=auto; a CPU without bf16 still gets it with runtime=pytorch)":
+                ("pytorch", "32"),
+                "PyTorch bf16 (runtime=auto on a CPU with bf16 or a GPU)": ("pytorch", "bf16"),
+                "ONNX Runtime int8 export (runtime=auto on a CPU without bf16)": ("onnxruntime", "auto"),
+                "default here (runtime=auto, precision=auto)": ("auto", "auto")}
+
+
+def segment_rates(args, root: Path) -> dict[str, dict]:
+    """Slices/s of the shipped model through the segmentation path (its TTA and members), each way side by side."""
+    from tumorseg.data.decode import read_gray
+    from tumorseg.segment import segmenter_for
+
+    files = sorted((root / "val" / "images").rglob("*.png"))[:args.segment_slices]
+    slices, names = [read_gray(f) for f in files], [Path(f.name) for f in files]
+    out = {}
+    for name, (runtime, precision) in SEGMENT_WAYS.items():
+        if precision == "bf16" and DEVICE == "cpu" and not cpu_has_bf16():
+            continue  # emulated bf16 is slower than fp32: not a way anyone would run
+        segmenter = segmenter_for(OmegaConf.create({"runtime": runtime, "precision": precision, "device": DEVICE}))
+        segmenter.subject(slices[:2], names[:2])  # warm-up: first-call allocation, kernel choice
+        start = time.perf_counter()
+        segmenter.subject(slices, names)
+        rate = len(slices) / (time.perf_counter() - start)
+        out[name] = {"slices_per_s": rate, "runs": segmenter.runner.describe(), "model": segmenter.model.path.name}
+        print(f"  segment {name}: {rate:.2f} slices/s ({out[name]['runs']}, {out[name]['model']})", flush=True)
+    return out
 
 
 def peak_memory_mb() -> float:
@@ -323,7 +354,8 @@ def measure(args) -> dict:
                 try:
                     time_training(setting)
                 except Exception as err:  # torch.compile needs a compiler toolchain: one missing costs one row
-                    print(f"  train unet {setting}: failed, left out ({type(err).__name__}: {str(err)[:200]})", flush=True)
+                    print(f"  train unet {setting}: failed, left out ({type(err).__name__}: {str(err)[:200]})",
+                          flush=True)
             seed_args = argparse.Namespace(**{**vars(args), "warmup": 1, "steps": args.seed_steps})
             train["unet_seed fp32 NCHW"] = {"lightning": lightning_rate("unet_seed", dm, "fp32 NCHW", seed_args),
                                             "plain": plain_rate("unet_seed", dm, "fp32 NCHW", seed_args)}
@@ -336,10 +368,14 @@ def measure(args) -> dict:
             results["train_peak_memory_mb"], results["train_peak_memory_batch_size"] = training_peak_mb(root, args)
             results["train_gflop_per_image"] = {m: train_flops(m, args) / 1e9 for m in TRAIN_MODELS}
         if "data" in parts:
-            results["data_images_per_s"] = {a: data_rate(datamodule(root, args, a), args.data_batches) for a in AUGMENTS}
+            results["data_images_per_s"] = {a: data_rate(datamodule(root, args, a), args.data_batches)
+                                            for a in AUGMENTS}
             print(f"  data: {results['data_images_per_s']}", flush=True)
         if "infer" in parts:
             results["inference"] = inference_rates(args, Path(tmp))
+        if "segment" in parts:
+            shipped = generate_phantom(Path(tmp) / "phantom256", train_subjects=1, val_subjects=2, slices=16, size=256)
+            results["segment"] = segment_rates(args, shipped)
     results["summary"] = summarize(results)
     return results
 
@@ -361,7 +397,13 @@ def summarize(r: dict) -> dict:
     if "inference" in r:
         best = max(r["inference"].items(), key=lambda kv: kv[1]["images_per_s_b16"])
         out["inference_best_images_per_s_b16"] = (best[1]["images_per_s_b16"], 80, best[0])
-    return {key: {"value": round(v[0], 3), "target": f">= {v[1]}", "met": v[0] >= v[1], **({"how": v[2]} if len(v) > 2 else {})}
+    ways = r.get("segment", {})
+    fp32, int8 = (next((v["slices_per_s"] for k, v in ways.items() if k.startswith(p)), None)
+                  for p in ("PyTorch fp32", "ONNX Runtime int8"))
+    if fp32 and int8:
+        out["segment_int8_default_over_fp32"] = (int8 / fp32, 2, "the default on a CPU without bf16, before and now")
+    return {key: {"value": round(v[0], 3), "target": f">= {v[1]}", "met": v[0] >= v[1],
+                  **({"how": v[2]} if len(v) > 2 else {})}
             for key, v in out.items()}
 
 
@@ -392,7 +434,13 @@ def markdown(r: dict, command: str) -> str:
     if "inference" in r:
         lines += ["## Inference of the default model\n", "| how | images/s (batch 16) | ms/slice (batch 1) |",
                   "|---|---|---|"]
-        lines += [f"| {k} | {v['images_per_s_b16']:.1f} | {v['ms_per_slice_b1']:.1f} |" for k, v in r["inference"].items()]
+        lines += [f"| {k} | {v['images_per_s_b16']:.1f} | {v['ms_per_slice_b1']:.1f} |"
+                  for k, v in r["inference"].items()]
+        lines.append("")
+    if "segment" in r:
+        lines += ["## The shipped model through evaluate/predict's path (its TTA and members; slices/s)\n",
+                  "| way | slices/s | runs as | file |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['slices_per_s']:.2f} | {v['runs']} | {v['model']} |" for k, v in r["segment"].items()]
         lines.append("")
     lines += ["## Targets\n", "| figure | value | target | met |", "|---|---|---|---|"]
     lines += [f"| {k} | {v['value']}{' (' + v['how'] + ')' if 'how' in v else ''} | {v['target']} | "
@@ -427,6 +475,7 @@ def run_bench(cfg: DictConfig) -> dict:
                          f"deepest timed model): use image_size={max(step, args.image_size // step * step)}")
     args.warmup, args.seed_steps = (1, 1) if args.quick else (2, 3)
     args.data_batches, args.infer_reps, args.matmul_n = (5, 3, 1024) if args.quick else (20, 10, 2048)
+    args.segment_slices = 4 if args.quick else 24
     if DEVICE == "cuda":  # cuDNN autotunes in the first steps; a GPU needs big products to reach its peak
         torch.backends.cudnn.benchmark = True
         args.warmup, args.infer_reps, args.matmul_n = args.warmup + 3, args.infer_reps * 5, 8192

@@ -13,8 +13,12 @@ log = logging.getLogger("tumorseg")
 EXIT_USER_ERROR = 2
 
 
-class UserError(Exception):
-    """A mistake the user can fix (a path, a setting, a file); the message says how."""
+class UserError(ValueError):
+    """A mistake the user can fix (a path, a setting, a file); the message names it and says how.
+
+    The library raises it (a ValueError, so callers of the Python API catch it as one); only a command's main,
+    through exit_on_user_error, turns it into one `error:` line and exit status 2.
+    """
 
 
 def exit_with(message: object) -> NoReturn:

@@ -79,7 +79,8 @@ class ModelFile:
     def net(self) -> nn.Module:
         """The net with its weights, in eval mode (a PyTorch net; an .onnx is run by tumorseg.runtime)."""
         if self.is_onnx:
-            raise UserError(f"{self.path} is an ONNX model: it has no PyTorch weights; use the .ckpt or .pt it came from")
+            raise UserError(f"{self.path} is an ONNX model: it has no PyTorch weights; use the .ckpt or .pt it "
+                            f"came from")
         net = build_net(self.model, self.members)
         try:
             net.load_state_dict(self.weights)
@@ -224,7 +225,8 @@ def of_onnx_metadata(info: dict, path: Path) -> ModelFile:
                                       int(info["context_slices"]))
         stored = Stored.of(info)
     except (TypeError, ValueError, UserError) as err:
-        raise UserError(f"{path}: its tumorseg metadata holds a value of the wrong type ({err}): export it again") from None
+        raise UserError(f"{path}: its tumorseg metadata holds a value of the wrong type ({err}): "
+                        f"export it again") from None
     return ModelFile(path, dict(info.get("model") or {}), preprocessing, stored, int(info.get("members") or 1),
                      source=info.get("source"), onnx_precision=str(info["precision"]),
                      version=int(info.get("format_version", 0)))

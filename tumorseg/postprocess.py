@@ -1,7 +1,7 @@
-"""Post-processing of predicted masks: small 2D components; 3D regions without a confident pixel, or all but the largest."""
+"""Post-processing of predicted masks: small 2D components; 3D regions without a confident pixel, or all but
+the largest."""
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -24,12 +24,6 @@ def remove_small(mask: np.ndarray, min_size: int) -> np.ndarray:
 def count_components(mask: np.ndarray) -> int:
     """Number of 8-connected components in a 0/1 mask."""
     return cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1
-
-
-def slice_index(path: str | Path) -> int | None:
-    """The slice index a file name stands for (.../117.png -> 117); None when the name is not a number."""
-    stem = Path(path).stem
-    return int(stem) if stem.isdigit() else None
 
 
 def runs_of_slices(numbers: Sequence[int | None]) -> list[list[int]]:
@@ -63,7 +57,8 @@ def seeded_regions(probs: np.ndarray, numbers: Sequence[int | None], threshold: 
 
 
 def drop_unseeded(probs: np.ndarray, numbers: Sequence[int | None], threshold: float, seed: float) -> np.ndarray:
-    """probs (N x H x W, one subject) with the regions that seeded_regions drops set to 0; as is when seed <= threshold."""
+    """probs (N x H x W, one subject) with the regions that seeded_regions drops set to 0; as is when
+    seed <= threshold."""
     if seed <= threshold:
         return probs
     return np.where(seeded_regions(probs, numbers, threshold, seed), probs, 0).astype(probs.dtype)

@@ -102,7 +102,8 @@ def chosen_model(model: ModelFile, runtime: str = "auto", device: str = "auto", 
 
 def runner_for(model: ModelFile, device: str | None = "auto", precision: str | None = "auto") -> Runner:
     """The model's net ready to run: device= (auto: the first CUDA GPU, else the CPU) then precision= (auto: bf16
-    on GPUs and on CPUs with bf16 arithmetic, else fp32). An .onnx runs on the CPU in the arithmetic it was exported in."""
+    on GPUs and on CPUs with bf16 arithmetic, else fp32). An .onnx runs on the CPU in the arithmetic it was
+    exported in."""
     precision = str(precision or "auto")
     if precision not in PRECISIONS:
         raise UserError(f"precision={precision} is not one of {', '.join(PRECISIONS)}: "

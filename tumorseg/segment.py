@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from tumorseg.data.context import context_table
+from tumorseg.data.layout import slice_index
 from tumorseg.errors import UserError
 from tumorseg.model_file import ModelFile, model_path, read
+from tumorseg.postprocess import remove_small, subject_regions
 from tumorseg.preprocessing import Preprocessing
-from tumorseg.postprocess import remove_small, slice_index, subject_regions
 from tumorseg.runtime import Runner, chosen_model, runner_for
 from tumorseg.tta import augmented_probabilities, tta_choice
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from tumorseg.errors import UserError
-from tumorseg.postprocess import slice_index
+from tumorseg.data.layout import slice_index
 
 
 def slice_number(path: Path) -> int:

@@ -62,6 +62,13 @@ def check_root(root: Path) -> None:
                         f"test/), or use data=phantom for the embedded synthetic set")
 
 
+def slice_index(path: str | Path) -> int | None:
+    """The slice index a file name stands for (.../117.png -> 117); None when the name is not a number."""
+    stem = Path(path).stem
+    # ASCII digits only: str.isdigit() also accepts "²" or "٣", which int() refuses or reads as another number.
+    return int(stem) if stem.isascii() and stem.isdigit() else None
+
+
 def subject_of(key: str) -> str:
     """The subject is the first folder level; in a flat layout each image is its own subject."""
     return key.split("/", 1)[0]

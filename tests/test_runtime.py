@@ -1,0 +1,55 @@
+"""runtime=auto: where PyTorch would run in fp32 (a CPU without bf16), the model's int8 export beside it runs."""
+
+import shutil
+
+import pytest
+from omegaconf import OmegaConf
+
+from tests.conftest import run_main
+from tumorseg import runtime
+from tumorseg.errors import UserError
+from tumorseg.model_file import REFERENCE_MODEL, read
+from tumorseg.segment import segmenter_for
+
+
+def chosen(**options) -> str:
+    segmenter = segmenter_for(OmegaConf.create({"device": "cpu", **options}))
+    return f"{segmenter.model.path.name} {segmenter.runner.runtime} {segmenter.runner.precision}"
+
+
+@pytest.fixture
+def no_bf16(monkeypatch):
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
+
+
+def test_a_cpu_without_bf16_runs_the_shipped_int8_export_by_default(no_bf16):
+    assert chosen() == "lung_unet.int8.onnx onnxruntime int8"
+    assert chosen(precision="32") == "lung_unet.pt pytorch 32"  # fp32 asked for: the exact path
+    assert chosen(runtime="pytorch") == "lung_unet.pt pytorch 32"
+    assert chosen(runtime="onnxruntime") == "lung_unet.int8.onnx onnxruntime int8"
+
+
+def test_a_cpu_with_bf16_keeps_pytorch(monkeypatch):
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: True)
+    assert chosen() == "lung_unet.pt pytorch bf16"
+
+
+def test_an_export_of_another_model_is_not_taken_for_this_one(no_bf16, tmp_path):
+    mine = tmp_path / "mine.pt"
+    shutil.copy(REFERENCE_MODEL, mine)
+    assert chosen(ckpt_path=str(mine)) == "mine.pt pytorch 32"  # no export beside it
+    shutil.copy(REFERENCE_MODEL.with_name("lung_unet.int8.onnx"), tmp_path / "mine.int8.onnx")
+    # the export beside it names lung_unet.pt as its source: not this file's export
+    assert chosen(ckpt_path=str(mine)) == "mine.pt pytorch 32"
+    with pytest.raises(UserError, match="is not an export of"):
+        chosen(ckpt_path=str(mine), runtime="onnxruntime")
+    with pytest.raises(UserError, match="runtime=fast is not one of auto, pytorch, onnxruntime"):
+        chosen(runtime="fast")
+
+
+def test_evaluate_reports_the_runtime_it_used(no_bf16, data_dir, tmp_path):
+    result = run_main("tumorseg.evaluate", f"data_dir={data_dir / 'phantom' / 'val'}", "tta=false", "device=cpu",
+                      f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert '"runtime": "onnxruntime"' in result.stdout and '"inference_precision": "int8"' in result.stdout
+    assert read(REFERENCE_MODEL.with_name("lung_unet.int8.onnx")).source == REFERENCE_MODEL.name
