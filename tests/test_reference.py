@@ -90,3 +90,28 @@ def test_shipped_model_fp32_val_figures_are_the_recorded_ones(tmp_path):
         assert got[key] == pytest.approx(recorded[key], abs=1e-4), key
     for name, figures in recorded["subjects"].items():
         assert got["subjects"][name]["dice"] == pytest.approx(figures["dice"], abs=1e-4), name
+
+
+def test_shipped_files_carry_the_model_file_format_version():
+    from tumorseg.model_file import FORMAT_VERSION
+
+    assert read(REFERENCE_MODEL).version == FORMAT_VERSION
+    assert read(REFERENCE_MODEL.with_name("lung_unet.int8.onnx")).version == FORMAT_VERSION
+
+
+def test_files_written_before_the_format_version_still_load(tmp_path):
+    """A model file of the layout before versions (no tumorseg_format key, flat ONNX metadata) reads as version 0."""
+    from tumorseg.model_file import read_onnx_metadata, write_onnx_metadata
+
+    content = torch.load(REFERENCE_MODEL, weights_only=True)
+    content.pop("tumorseg_format")
+    torch.save(content, tmp_path / "old.pt")
+    old, new = read(tmp_path / "old.pt"), read(REFERENCE_MODEL)
+    assert old.version == 0 and (old.model, old.preprocessing, old.stored, old.members) == (
+        new.model, new.preprocessing, new.stored, new.members)
+    onnx_file = tmp_path / "old.int8.onnx"
+    onnx_file.write_bytes(REFERENCE_MODEL.with_name("lung_unet.int8.onnx").read_bytes())
+    info = read_onnx_metadata(onnx_file)
+    write_onnx_metadata(onnx_file, {k: info[k] for k in ("image_size", "mean", "std", "context_slices", "threshold",
+                                                         "tta", "seed_threshold", "precision", "source")})
+    assert read(onnx_file).version == 0 and read(onnx_file).preprocessing == new.preprocessing
