@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli, run_main
+from tests.conftest import run_main
 
 
 def write(path, array):

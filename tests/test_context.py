@@ -96,8 +96,8 @@ def test_training_evaluate_and_predict_with_context_slices(run_25d, data_dir, tm
 
 def test_training_and_inference_stack_the_same_neighbours(run_25d, data_dir):
     """The dataset training reads and the segmentation path give each slice the same input channels."""
-    from tumorseg.data.sources import image_subjects
     from tumorseg.data.decode import read_gray
+    from tumorseg.data.sources import image_subjects
     from tumorseg.segment import model_inputs
 
     run, _ = run_25d

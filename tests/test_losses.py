@@ -32,7 +32,8 @@ def test_gradient_raises_tumor_logits(loss):
 def test_tversky_with_equal_weights_is_dice():
     t = target()
     logits = torch.randn_like(t)
-    assert float(TverskyLoss(0.5, 0.5, smooth=0)(logits, t)) == pytest.approx(float(DiceLoss(smooth=0)(logits, t)), abs=1e-6)
+    dice = float(DiceLoss(smooth=0)(logits, t))
+    assert float(TverskyLoss(0.5, 0.5, smooth=0)(logits, t)) == pytest.approx(dice, abs=1e-6)
 
 
 def test_focal_term_down_weights_easy_pixels():

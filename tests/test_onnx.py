@@ -181,7 +181,8 @@ def emulated_avx2_logits(model, x: np.ndarray, tmp_path) -> np.ndarray:
         pytest.skip("needs qemu-x86_64 on x86-64 (Debian's qemu-user; make test installs it where it can)")
     np.save(tmp_path / "x.npy", x)
     subprocess.run(["qemu-x86_64", "-cpu", "Haswell-v4", sys.executable, "-c", RUN_ON_EMULATED_AVX2, str(model),
-                    str(tmp_path / "x.npy"), str(tmp_path / "y.npy")], check=True, stderr=subprocess.DEVNULL, timeout=300)
+                    str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+                   check=True, stderr=subprocess.DEVNULL, timeout=300)
     return np.load(tmp_path / "y.npy")
 
 

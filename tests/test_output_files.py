@@ -47,7 +47,8 @@ def test_predict_keeps_files_it_did_not_write_unless_told(part, trained_run, tmp
     assert again.returncode == 2 and "exists and was not written by this run" in again.stderr
     assert "overwrite=true" in again.stderr and len(again.stderr.strip().splitlines()) == 1
     assert snapshot(out) == before
-    told = predict(trained_run, f"input={part}", f"output={out}", "overwrite=true", f"hydra.run.dir={tmp_path / 'log3'}")
+    told = predict(trained_run, f"input={part}", f"output={out}", "overwrite=true",
+                   f"hydra.run.dir={tmp_path / 'log3'}")
     assert told.returncode == 0, told.stderr[-1500:]
 
 

@@ -37,8 +37,8 @@ def test_every_command_refuses_a_bomb_before_decoding_it(command, bombed, traine
     log = f"hydra.run.dir={tmp_path / 'log'}"
     args = {"check": [f"data.root={root}", "data.image_size=64", log],
             "train": [*(o for o in TINY if o != "data=phantom"), f"data.root={root}", log],
-            "evaluate": [f"ckpt_path={trained_run / 'checkpoints/last.ckpt'}", f"data_dir={root / 'val'}", log]}[command]
-    result = run_main(f"tumorseg.{command}", *args)
+            "evaluate": [f"ckpt_path={trained_run / 'checkpoints/last.ckpt'}", f"data_dir={root / 'val'}", log]}
+    result = run_main(f"tumorseg.{command}", *args[command])
     assert result.returncode == 2, (result.returncode, result.stderr[-1500:])
     named = mask if command == "evaluate" else image
     assert str(named) in result.stderr and "Traceback" not in result.stderr

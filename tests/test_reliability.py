@@ -187,5 +187,6 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(trained_run, data_d
 def test_ckpt_path_of_another_net_is_one_line(trained_run, data_dir, tmp_path):
     result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), "model.base_channels=16",
                       f"ckpt_path={trained_run / 'checkpoints/last.ckpt'}", f"hydra.run.dir={tmp_path / 'run'}")
-    assert result.returncode == 2 and "holds a different net (model.base_channels=8 (this run: 16))" in result.stderr, result.stderr[-800:]
+    assert result.returncode == 2, result.stderr[-800:]
+    assert "holds a different net (model.base_channels=8 (this run: 16))" in result.stderr, result.stderr[-800:]
     assert len(result.stderr.strip().splitlines()) == 1

@@ -1,4 +1,5 @@
-"""A run ends as it should: interrupted (interrupted.ckpt; exit 143 or 130), impossible (refused first), finished (strict JSON)."""
+"""A run ends as it should: interrupted (interrupted.ckpt; exit 143 or 130), impossible (refused first),
+finished (strict JSON)."""
 
 import json
 import os

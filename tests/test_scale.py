@@ -6,8 +6,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF, REPO, TINY, make_cfg, phantom_overrides, run_cli
-from tests.conftest import report
+from tests.conftest import REPO, TINY, make_cfg, phantom_overrides, report, run_cli
 
 LEARNS = ["model.base_channels=8", "trainer.max_epochs=3", "trainer.limit_train_batches=6", "optimizer.lr=3e-3"]
 
@@ -107,7 +106,7 @@ def test_gpu_config_is_bf16_with_workers_the_machine_has(monkeypatch):
     import os
 
     for cores, workers in ((16, 12), (8, 7), (1, 0)):
-        monkeypatch.setattr(os, "cpu_count", lambda: cores)
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
         gpu = make_cfg(["trainer=gpu"])
         assert (gpu.trainer.accelerator, gpu.trainer.precision, gpu.trainer.benchmark) == ("gpu", "bf16-mixed", True)
         assert (gpu.data.num_workers, gpu.data.batch_size, gpu.data.pin_memory) == (workers, 32, True)

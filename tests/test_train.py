@@ -4,7 +4,6 @@ import json
 
 import pytest
 import torch
-
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 

@@ -15,7 +15,8 @@ def blob(size: int = 64) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(("value", "choice"), [(None, False), (False, False), ("none", False), (True, True),
-                                               ("flip", True), ("true", True), ("affine", "affine"), ("AFFINE", "affine")])
+                                               ("flip", True), ("true", True), ("affine", "affine"),
+                                               ("AFFINE", "affine")])
 def test_tta_settings(value, choice):
     assert tta_choice(value) == choice
 
@@ -27,7 +28,10 @@ def test_unknown_tta_is_a_clear_error():
 
 def test_flip_is_the_mean_of_the_slice_and_its_mirror():
     x = blob()
-    probs_of = lambda v: torch.sigmoid(v[:, :1] + torch.linspace(0, 1, v.shape[-1]))  # not mirror-symmetric
+
+    def probs_of(v):
+        return torch.sigmoid(v[:, :1] + torch.linspace(0, 1, v.shape[-1]))  # not mirror-symmetric
+
     expected = (probs_of(x) + probs_of(x.flip(-1)).flip(-1)) / 2
     assert torch.equal(augmented_probabilities(probs_of, x, True), expected)
     assert torch.equal(augmented_probabilities(probs_of, x, False), probs_of(x))
@@ -36,7 +40,10 @@ def test_flip_is_the_mean_of_the_slice_and_its_mirror():
 def test_affine_views_come_back_to_where_they_were_seen():
     # A per-pixel net commutes with warps: mapped back, every view predicts the same image.
     x = blob()
-    probs_of = lambda v: torch.sigmoid(v[:, :1])
+
+    def probs_of(v):
+        return torch.sigmoid(v[:, :1])
+
     plain, affine = probs_of(x), augmented_probabilities(probs_of, x, "affine")
     assert affine.shape == plain.shape
     assert (affine - plain).abs().max() < 0.03  # bilinear resampling, twice

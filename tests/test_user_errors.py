@@ -18,8 +18,8 @@ def phantom(root, train_subjects=3):
 
 def train(root, tmp_path, *overrides):
     """tumorseg train on the data set at root, tiny and quick."""
-    return run_main("tumorseg.train", *TINY, f"data.root={root}", "data.phantom=null", f"hydra.run.dir={tmp_path / 'run'}",
-                    *overrides)
+    return run_main("tumorseg.train", *TINY, f"data.root={root}", "data.phantom=null",
+                    f"hydra.run.dir={tmp_path / 'run'}", *overrides)
 
 
 def check(root, tmp_path, *overrides):

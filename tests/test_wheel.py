@@ -31,7 +31,8 @@ def installed(tmp_path_factory) -> tuple[Path, dict]:
     local = {".git", ".venv", "outputs", "data", "build", "dist", ".pytest_cache"}  # the checkout's own, at its top
 
     def ignore(folder: str, names: list[str]) -> set[str]:
-        return {n for n in names if (Path(folder) == REPO and n in local) or n == "__pycache__" or n.endswith(".egg-info")}
+        top = Path(folder) == REPO
+        return {n for n in names if (top and n in local) or n == "__pycache__" or n.endswith(".egg-info")}
 
     shutil.copytree(REPO, source, ignore=ignore)
     run([sys.executable, "-m", "pip", "wheel", str(source), "-w", str(root / "dist"), "--no-deps",
@@ -67,7 +68,8 @@ def test_the_wheel_trains_evaluates_predicts_and_exports_from_an_empty_folder(in
     evaluated = run(["tumorseg", "evaluate", f"ckpt_path={ckpt}", f"data_dir={val}", "hydra.run.dir=eval"], work, env)
     assert json.loads(evaluated.stdout.strip().splitlines()[-1])["n_images"] > 0
     subject = next((val / "images").iterdir())
-    run(["tumorseg", "predict", f"input={subject}", "output=pred", "hydra.run.dir=pred-log"], work, env)  # shipped model
+    # predict with the shipped model
+    run(["tumorseg", "predict", f"input={subject}", "output=pred", "hydra.run.dir=pred-log"], work, env)
     assert len(list((work / "pred/masks").rglob("*.png"))) == len(list(subject.glob("*.png")))
     run(["tumorseg", "export", f"ckpt_path={ckpt}", "output=model.onnx", "hydra.run.dir=export"], work, env)
     assert (work / "model.onnx").stat().st_size > 0

@@ -55,7 +55,8 @@ class PredictionPictures(L.Callback):
         writer = self._tensorboard(trainer)
         if writer is None or trainer.sanity_checking or not trainer.is_global_zero or not self.indices:
             return
-        picture = prediction_grid(pl_module, trainer.datamodule.datasets["val"], self.indices, pl_module.hparams.threshold)
+        picture = prediction_grid(pl_module, trainer.datamodule.datasets["val"], self.indices,
+                                  pl_module.hparams.threshold)
         writer.add_image("val/predictions", picture, trainer.current_epoch, dataformats="HWC")
 
 

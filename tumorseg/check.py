@@ -13,12 +13,12 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
+from tumorseg import CONF_DIR
+from tumorseg.config_checks import check_config
 from tumorseg.data.datamodule import check_part
 from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import PARTS, check_root, find_pairs
 from tumorseg.data.problems import Problems
-from tumorseg import CONF_DIR
-from tumorseg.config_checks import check_config
 from tumorseg.errors import EXIT_USER_ERROR, UserError, exit_on_user_error
 
 

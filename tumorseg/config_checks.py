@@ -64,7 +64,8 @@ def check_config(cfg: DictConfig) -> None:
 
 def check_compiler(cfg: DictConfig) -> None:
     """module.compile on CPU needs a C++ compiler (torch.compile's CPU backend builds C++); say so before training."""
-    if not OmegaConf.select(cfg, "module.compile", default=False) or str(cfg.trainer.get("accelerator")) in ("gpu", "cuda"):
+    on_gpu = str(cfg.trainer.get("accelerator")) in ("gpu", "cuda")
+    if not OmegaConf.select(cfg, "module.compile", default=False) or on_gpu:
         return
     names = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "c++", "clang++"]
     if not any(shutil.which(n) for n in names):
@@ -112,12 +113,11 @@ def recorded_config(run: Path) -> tuple[DictConfig, bool] | None:
     """(the config a run was started with, whether it is resolved): its .hydra/config.yaml, else its last.ckpt's."""
     if (run / ".hydra" / "config.yaml").is_file():
         return OmegaConf.load(run / ".hydra" / "config.yaml"), False
-    try:
-        import torch
+    from tumorseg import model_file  # torch: imported only when a run has no .hydra record
 
-        content = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-        return OmegaConf.create(content["hyper_parameters"]["run_config"]), True
-    except Exception:  # noqa: BLE001 - no readable record: train's own checks of the checkpoint speak
+    try:
+        return OmegaConf.create(model_file.read(run / "checkpoints" / "last.ckpt", "resume").run_config), True
+    except UserError:  # no readable record: train's own checks of the checkpoint speak
         return None
 
 

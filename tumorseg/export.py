@@ -93,7 +93,8 @@ def export(cfg: DictConfig) -> tuple[Path, float, float]:
         (got,) = ort.InferenceSession(str(draft), providers=["CPUExecutionProvider"]).run(["logits"], {"image": inputs})
         diff, agreement = float(np.abs(got - expected).max()), mask_agreement(got, expected, model.stored.threshold)
         if cfg.quantize and agreement < cfg.min_agreement:
-            raise UserError(f"int8 masks agree with fp32 only at Dice {agreement:.3f} < min_agreement={cfg.min_agreement} "
+            raise UserError(f"int8 masks agree with fp32 only at Dice {agreement:.3f} "
+                            f"< min_agreement={cfg.min_agreement} "
                             f"on the calibration slices, {out} not written: export without quantize, or calibrate "
                             f"on more slices (calibration_slices=)")
         if not cfg.quantize and diff > cfg.tolerance:

@@ -156,7 +156,8 @@ def count_pairs(staging: Path, archive_path: Path) -> dict[str, int]:
             samples = find_pairs(staging / part)
         except UserError as err:
             problem = str(err).replace(str(staging), FOLDER)  # the staging folder is gone when the user reads this
-            raise UserError(f"the archive {archive_path} is not the data set ({problem}): removed it; check url=")
+            raise UserError(f"the archive {archive_path} is not the data set ({problem}): "
+                            "removed it; check url=") from None
         counts[part] = len(samples)
         counts[f"{part}_subjects"] = len({s.subject for s in samples})
     return counts

@@ -3,8 +3,8 @@
 import copy
 import logging
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -67,8 +67,13 @@ def quantize_int8(src: Path, dst: Path, batches: Iterable[np.ndarray]) -> Path:
     without VNNI, ONNX Runtime's u8 x s8 kernels add pairs of products in int16 (VPMADDUBSW), which saturates
     once 2 x 255 x |w| exceeds 32767; with |w| <= 64 it cannot (experiments/lung/inference-int8/).
     """
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self):

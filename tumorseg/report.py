@@ -17,7 +17,8 @@ from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
 
 # (header, metrics.json key); the original study's loss columns first.
-COLUMNS = [("epochs", "epochs"), ("train min", "fit_minutes"), ("train loss", "train/loss"), ("val loss", "val/loss"), ("test loss", "test/loss"),
+COLUMNS = [("epochs", "epochs"), ("train min", "fit_minutes"),
+           ("train loss", "train/loss"), ("val loss", "val/loss"), ("test loss", "test/loss"),
            ("train bce", "train/bce"), ("val bce", "val/bce"), ("test bce", "test/bce"),
            ("val dice", "val/dice"), ("val iou", "val/iou"), ("val dice/subject", "val/dice_per_subject"),
            ("test dice", "test/dice"), ("test iou", "test/iou"), ("test dice/subject", "test/dice_per_subject")]

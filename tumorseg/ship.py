@@ -5,8 +5,8 @@
     tumorseg ship ckpt_path=CKPT output=MODEL.pt soup=[CKPT2,CKPT3]       (weights of several runs averaged)
 
 threshold, tta and seed_threshold store the evaluation choices made for this model on held-out subjects: `evaluate`
-and `predict` use them unless the command sets threshold=, tta= or postprocess.seed_threshold= itself. CKPT may also be a
-model file written by ship (to change those choices). An existing output is replaced only with overwrite=true.
+and `predict` use them unless the command sets threshold=, tta= or postprocess.seed_threshold= itself. CKPT may also
+be a model file written by ship (to change those choices). An existing output is replaced only with overwrite=true.
 
 The file loads with torch.load(weights_only=True) (tensors and plain data, no pickled code), and
 `evaluate`, `predict` and `export` take it as ckpt_path=OUT.
@@ -58,7 +58,8 @@ def ship(ckpt_path: str | Path, out: str | Path, threshold: float = 0.5, tta: bo
         x = torch.randn(2, prep.channels, prep.image_size, prep.image_size, generator=torch.Generator().manual_seed(0))
         expected = torch.stack([runner_for(m, "cpu", "32").logits(x) for m in models]).mean(0)
         if not soup and not torch.allclose(expected, runner_for(after, "cpu", "32").logits(x), atol=1e-5):
-            raise UserError(f"{out} would not reproduce {', '.join(map(str, paths))}, not written: report this as a bug")
+            raise UserError(f"{out} would not reproduce {', '.join(map(str, paths))}, not written: "
+                            "report this as a bug")
         draft.replace(out)
     finally:
         draft.unlink(missing_ok=True)

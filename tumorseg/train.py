@@ -19,10 +19,9 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from tumorseg import CONF_DIR
+from tumorseg import CONF_DIR, model_file
 from tumorseg.config_checks import check_compiler, check_config
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg import model_file
 from tumorseg.models import check_image_size
 from tumorseg.plots import save_curves, save_prediction_grid
 
@@ -79,7 +78,8 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
     differ = model_file.net_differences(stored, OmegaConf.to_container(cfg.model, resolve=True))
     if differ:
         raise UserError(f"{option}={path} holds a different net ({differ}): continue with the "
-                        f"checkpoint's model settings, or start from its weights with init_from= only if the nets match")
+                        "checkpoint's model settings, or start from its weights with init_from= only if the nets "
+                        "match")
     return str(path)
 
 

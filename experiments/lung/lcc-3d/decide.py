@@ -15,12 +15,14 @@ def cell(m: dict) -> str:
 
 
 def main() -> None:
-    runs = {f: json.loads((HERE / f"eval/fold{f}.json").read_text()) for f in (0, 1) if (HERE / f"eval/fold{f}.json").is_file()}
+    runs = {f: json.loads((HERE / f"eval/fold{f}.json").read_text())
+            for f in (0, 1) if (HERE / f"eval/fold{f}.json").is_file()}
     print("| fold | GPU Tb8 (../loss-gpu/) | plain: Dice / per subject | precision / recall | LCC: Dice / per subject "
           "| precision / recall | LCC - plain, per subject |\n|---|---|---|---|---|---|---|")
     for f, r in runs.items():
         gain = r["lcc"]["dice_per_subject"] - r["plain"]["dice_per_subject"]
-        print(f"| {f} | {GPU_TB8[f][0]:.3f} / {GPU_TB8[f][1]:.3f} | {cell(r['plain'])} | {cell(r['lcc'])} | {gain:+.4f} |")
+        print(f"| {f} | {GPU_TB8[f][0]:.3f} / {GPU_TB8[f][1]:.3f} | {cell(r['plain'])} | {cell(r['lcc'])} "
+              f"| {gain:+.4f} |")
     if len(runs) < 2:
         print("\nfolds 0 and 1 are not both evaluated: no decision")
         return

@@ -55,7 +55,8 @@ def main(root: Path) -> None:
                 tiles.append(zoomed(dataset.images[i], pred, truth))
     names = dataset.subject_names
     lines = ["# The shipped model on val, by threshold and by slice (diagnosis only)", "",
-             f"`python experiments/lung/reference/val_errors.py DATA_ROOT`: {REFERENCE_MODEL.name}, its affine TTA, fp32; "
+             f"`python experiments/lung/reference/val_errors.py DATA_ROOT`: {REFERENCE_MODEL.name}, "
+             "its affine TTA, fp32; "
              f"the shipped threshold is {predictor.threshold}.", "",
              "| threshold | Dice | per subject | " + " | ".join(names) + " |", "|---" * (3 + len(names)) + "|"]
     for t, metric in metrics.items():

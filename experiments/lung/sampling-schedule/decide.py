@@ -1,4 +1,5 @@
-"""Apply RULES.md rule 1 (and its addendum): each arm against the shipped recipe's fold models at seeds 42 and 7, CV folds 0 and 1.
+"""Apply RULES.md rule 1 (and its addendum): each arm against the shipped recipe's fold models at seeds 42 and 7,
+CV folds 0 and 1.
 
     python experiments/lung/sampling-schedule/decide.py
 """

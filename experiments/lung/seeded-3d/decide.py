@@ -31,7 +31,8 @@ def main() -> None:
         args.copy.mkdir(parents=True, exist_ok=True)
         for path in RUNS.glob("*/metrics.json"):
             shutil.copy(path, args.copy / f"{path.parent.name}.json")
-    head = "| threshold, seed | Dice | per subject | per slice | precision | recall | empty FP rate |\n|---|---|---|---|---|---|---|"
+    head = ("| threshold, seed | Dice | per subject | per slice | precision | recall | empty FP rate |\n"
+            "|---|---|---|---|---|---|---|")
     for fold in (0, 1, 2):
         print(f"\nfold {fold}\n{head}")
         for t, s in [BASELINE, *GRID]:
@@ -55,8 +56,10 @@ def main() -> None:
         return
     gain, loss = cand["dice_per_subject"] - base["dice_per_subject"], base["dice"] - cand["dice"]
     kept = gain >= 0.005 and loss <= 0.005
-    print(f"fold 2: per subject {cand['dice_per_subject']:.4f} vs {base['dice_per_subject']:.4f} ({gain:+.4f}, needs >= +0.005); "
-          f"Dice {cand['dice']:.4f} vs {base['dice']:.4f} ({-loss:+.4f}, needs >= -0.005) -> {'KEPT' if kept else 'NOT KEPT'}")
+    print(f"fold 2: per subject {cand['dice_per_subject']:.4f} vs {base['dice_per_subject']:.4f} "
+          f"({gain:+.4f}, needs >= +0.005); "
+          f"Dice {cand['dice']:.4f} vs {base['dice']:.4f} ({-loss:+.4f}, needs >= -0.005) "
+          f"-> {'KEPT' if kept else 'NOT KEPT'}")
 
 
 if __name__ == "__main__":
