@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv with torch (CPU) and tumorseg[dev]
 
-demo: $(STAMP)  ## train on the embedded phantom data (both approaches), report, evaluate, predict; then the reference model
+demo: $(STAMP)  ## train on the embedded phantom data (both approaches), report, evaluate, predict; then the shipped model on slices and on a CT volume
 	$(eval DIR := $(DEMO_DIR))
 	$(BIN)/python -m tumorseg.train -m data=phantom approach=split,full trainer.max_epochs=12 \
 	  hydra.sweep.dir=$(DIR) $(ARGS)
@@ -32,20 +32,27 @@ demo: $(STAMP)  ## train on the embedded phantom data (both approaches), report,
 	# the shipped lung CT model (no ckpt_path) on one synthetic subject: a smoke run, not a measure
 	$(BIN)/python -m tumorseg.predict input=data/phantom/val/images/Subject_10 output=$(DIR)/reference \
 	  hydra.run.dir=$(DIR)/reference
+	# the shipped model on a synthetic CT volume (NIfTI): a mask on its grid, summary.csv, the viewer page
+	$(BIN)/python -m tumorseg.data.phantom3d $(DIR)/volume
+	$(BIN)/python -m tumorseg.predict input=$(DIR)/volume/images/phantom.nii.gz output=$(DIR)/volume-predictions \
+	  hydra.run.dir=$(DIR)/volume-predictions
 	@echo "demo runs:   $(DIR)/0 (approach=split), $(DIR)/1 (approach=full): checkpoints/, plots/, metrics.json"
 	@echo "table:       $(DIR)/report.md"
 	@echo "predictions: $(DIR)/predictions/overlays"
 	@echo "reference model (tumorseg/reference/MODEL_CARD.md) on synthetic slices: $(DIR)/reference/overlays"
+	@echo "volume:      $(DIR)/volume-predictions/index.html (open it in a browser): phantom_mask.nii.gz, summary.csv"
 	@echo "curves:      $(BIN)/tensorboard --logdir $(DIR)"
 
 # qemu-x86_64 (Debian's qemu-user) runs ONNX Runtime as on a CPU with AVX2 and no VNNI, so the int8
-# export is tested on both kinds of kernels whatever CPU runs the tests; installed where root can.
+# export is tested on both kinds of kernels whatever CPU runs the tests; Debian's chromium renders the
+# viewer page that predict and evaluate write. Installed where root can.
+TEST_PACKAGES = qemu-user chromium
 test-tools:
-	@command -v qemu-x86_64 >/dev/null || [ "$$(uname -m)" != x86_64 ] || \
+	@{ command -v qemu-x86_64 >/dev/null || [ "$$(uname -m)" != x86_64 ]; } && command -v chromium >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null 2>&1 || \
-	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null; }; }; } || \
-	  echo "note: qemu-x86_64 is missing (apt-get install qemu-user as root): the no-VNNI int8 test is skipped"
+	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES) >/dev/null 2>&1 || \
+	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES) >/dev/null; }; }; } || \
+	  echo "note: qemu-x86_64 or chromium is missing (apt-get install $(TEST_PACKAGES) as root): their tests are skipped"
 
 test: $(STAMP) test-tools  ## the whole test suite (slow tests included; well under 10 minutes on 2 cores)
 	$(BIN)/python -m pytest -q $(ARGS)

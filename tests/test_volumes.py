@@ -10,11 +10,15 @@ from tumorseg.data.phantom3d import (
     LABELS,
     SIZE,
     SPACING,
+    direction,
     phantom_volume,
     write_dicom_series,
     write_nifti,
 )
 from tumorseg.data.volumes import (
+    CANONICAL,
+    canonical,
+    canonical_size,
     is_volume,
     mask_volume_like,
     read_volume,
@@ -65,8 +69,9 @@ def test_nifti_round_trip_keeps_geometry_and_voxels(tmp_path):
     assert np.array_equal(sitk.GetArrayFromImage(rebuilt), (sitk.GetArrayFromImage(original_label) == 1))
 
 
-def test_slice_k_is_the_xyz_array_at_k_row_x_column_y():
+def test_slice_k_is_the_canonical_xyz_array_at_k_row_x_column_y():
     image = sitk.Image(5, 7, 3, sitk.sitkInt16)  # x, y, z: not square, so a swap shows
+    image.SetDirection(tuple(np.diag([-1.0, -1.0, 1.0]).ravel()))  # stored as the training volumes: RAS
     image.SetPixel((1, 4, 2), 100)
     slices = slices_of(image)
     assert slices.shape == (3, 5, 7)  # K x H x W = Z x X x Y
@@ -77,12 +82,70 @@ def test_slice_k_is_the_xyz_array_at_k_row_x_column_y():
     assert back.GetPixel((1, 4, 2)) == 1 and sitk.GetArrayFromImage(back).sum() == 1
 
 
+@pytest.mark.parametrize("direction, voxel, at", [
+    (np.eye(3), (1, 4, 2), (2, 3, 2)),  # LPS (DICOM's identity): x and y flipped into RAS
+    (np.diag([-1.0, 1.0, -1.0]), (1, 4, 2), (0, 1, 2)),  # R, P, I: y and z flipped
+    (np.array([[0.0, 0, -1], [-1, 0, 0], [0, 1, 0]]), (1, 4, 2), (4, 2, 1)),  # stored axes run A, S, R: swapped
+])
+def test_every_direction_is_turned_to_the_canonical_ras_order(direction, voxel, at):
+    image = sitk.Image(5, 7, 3, sitk.sitkInt16)
+    image.SetDirection(tuple(direction.ravel()))
+    image.SetPixel(voxel, 100)
+    assert CANONICAL == "RAS"
+    turned = canonical(image)
+    np.testing.assert_allclose(turned.GetDirection(), np.diag([-1.0, -1.0, 1.0]).ravel(), atol=1e-9)
+    assert canonical_size(image) == turned.GetSize()
+    slices = slices_of(image)
+    assert slices.shape == (turned.GetSize()[2], turned.GetSize()[0], turned.GetSize()[1])
+    assert slices[at] == 255 and slices.sum() == 255
+    # the physical point of the bright voxel is the same in both orders: a turn, not a move
+    k, row, column = at
+    np.testing.assert_allclose(turned.TransformIndexToPhysicalPoint((row, column, k)),
+                               image.TransformIndexToPhysicalPoint(voxel), atol=1e-9)
+    back = mask_volume_like(slices > 0, image)
+    assert_same_geometry(back, image, tol=0)
+    assert back.GetPixel(voxel) == 1 and sitk.GetArrayFromImage(back).sum() == 1
+
+
+def test_an_oblique_volume_turns_to_its_nearest_axes_and_masks_come_back_exactly():
+    rng = np.random.default_rng(0)
+    for turn in (20.0, 70.0, 130.0, 200.0):
+        image = sitk.GetImageFromArray(rng.integers(-1000, 1000, (3, 7, 5)).astype(np.int16))
+        image.SetDirection(direction(turn))
+        image.SetOrigin((1.5, -2.0, 30.0))
+        turned = canonical(image)
+        assert sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(turned.GetDirection()) == CANONICAL
+        assert np.abs(np.array(turned.GetDirection()).reshape(3, 3)[:2, :2]).max() < 1  # still oblique: not resampled
+        assert sorted(turned.GetSize()) == sorted(image.GetSize())
+        back = mask_volume_like(slice_stack(image) > 0, image)
+        assert_same_geometry(back, image, tol=0)
+        assert np.array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(image) > 0)
+
+
+@pytest.mark.parametrize("orientation, suffix", [("LPS", ".nii.gz"), ("LAI", ".nrrd"), ("SAR", ".mha")])
+def test_the_same_anatomy_stored_in_any_order_gives_the_same_slices(tmp_path, orientation, suffix):
+    as_made, _ = write_nifti(tmp_path, "ras", seed=1)
+    dicom = write_dicom_series(tmp_path / "dicom", seed=1, orientation="LPS")
+    other, _ = write_nifti(tmp_path, "other", seed=1, orientation=orientation, suffix=suffix)
+    volumes = [read_volume(p) for p in (as_made, dicom, other)]
+    assert not np.allclose(volumes[0].GetDirection(), volumes[1].GetDirection(), atol=0.5)
+    assert not np.array_equal(sitk.GetArrayFromImage(volumes[0]), sitk.GetArrayFromImage(volumes[1]))
+    reference = slices_of(volumes[0])
+    assert reference.shape == (SIZE[2], SIZE[0], SIZE[1])
+    for volume in volumes[1:]:
+        assert np.array_equal(slices_of(volume), reference)
+        mask = mask_volume_like(reference > 200, volume)
+        assert_same_geometry(mask, volume, tol=0)
+        assert np.array_equal(slice_stack(mask), reference > 200)
+
+
 def test_slices_are_scaled_per_slice_or_through_a_window():
     values = np.zeros((3, 4, 4), np.int16)  # z, y, x
     values[0] = np.linspace(-1000, 1000, 16).reshape(4, 4)
     values[1] = 40  # constant: no division by zero
     values[2] = [[-1000, -160, 40, 240], [3000, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
     image = sitk.GetImageFromArray(values)
+    image.SetDirection(tuple(np.diag([-1.0, -1.0, 1.0]).ravel()))  # the canonical order: slices as stored
     per_slice = slices_of(image)
     assert per_slice.dtype == np.uint8
     assert per_slice[0].min() == 0 and per_slice[0].max() == 255 and per_slice[2].max() == 255
@@ -112,6 +175,14 @@ def test_dicom_series_reads_back_with_the_phantoms_geometry(tmp_path):
     assert [float(v) for v in first.PixelSpacing] == [SPACING[1], SPACING[0]]
     assert first.SeriesInstanceUID and first.StudyInstanceUID
     assert is_volume(folder)
+
+
+def test_writing_a_dicom_series_leaves_the_locale_as_it_was(tmp_path):
+    import locale
+
+    before = locale.setlocale(locale.LC_ALL)
+    write_dicom_series(tmp_path / "ct", size=(8, 8, 2))  # GDCM's writer alone would leave "C" (ASCII open())
+    assert locale.setlocale(locale.LC_ALL) == before
 
 
 def test_a_folder_with_two_series_asks_which(tmp_path):
@@ -175,3 +246,14 @@ def test_is_volume_by_suffix_or_dicom_content(tmp_path):
 def test_voxel_ml_follows_the_spacing():
     image, _ = phantom_volume()
     assert voxel_ml(image) == pytest.approx(0.7 * 0.7 * 2.5 / 1000)
+
+
+def test_the_demo_case_is_written_by_the_module_command(tmp_path, capsys):
+    from tumorseg.data import phantom3d
+
+    phantom3d.main([str(tmp_path)])
+    image, label = read_volume(tmp_path / "images/phantom.nii.gz"), read_volume(tmp_path / "labels/phantom.nii.gz")
+    assert_same_geometry(image, label)
+    assert image.GetSize() == SIZE and (sitk.GetArrayFromImage(label) == 1).any()
+    assert capsys.readouterr().out.split() == [str(tmp_path / "images/phantom.nii.gz"),
+                                               str(tmp_path / "labels/phantom.nii.gz")]

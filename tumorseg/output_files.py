@@ -68,7 +68,7 @@ class OutputFiles:
         """Write a text file; an OSError (disk full, no permission) becomes an error naming the file."""
         target = self._target(path)
         try:
-            with open(target, "w", newline="") as fh:
+            with open(target, "w", newline="", encoding="utf-8") as fh:
                 fh.write(content)
         except OSError as err:
             raise UserError(f"{target} could not be written ({err.strerror}): free space or choose another "

@@ -6,18 +6,24 @@ vertebra (+700), vessels (+40..+200) that run as tubes through the lungs over ma
 roughly spherical tumors (+30..+60, label 1) a few slices deep; label 2 is a lymph node between the lungs,
 mostly on other slices than the tumors, so the choice of label changes which slices hold one. The grid is
 anisotropic (0.7 x 0.7 x 2.5 mm), its origin non-zero and its direction a flip of x and y turned a little about
-z, as real scans are stored, so code that drops the geometry shows.
+z, as real scans are stored, so code that drops the geometry shows. The writers take `orientation=` (an ITK
+orientation code, e.g. "LPS" as DICOM scanners store slices) to store the same anatomy in another voxel order.
+
+    python -m tumorseg.data.phantom3d OUT    # OUT/images/phantom.nii.gz and OUT/labels/phantom.nii.gz (demo)
 """
 
 import json
+import locale
 import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
-from tumorseg.data.volumes import write_volume
+from tumorseg.data.volumes import CANONICAL, write_volume
 
 SIZE = (64, 64, 24)  # x, y, z voxels
 SPACING = (0.7, 0.7, 2.5)  # mm
@@ -102,17 +108,23 @@ def as_image(array: np.ndarray, spacing=SPACING, origin=ORIGIN, turn: float = TU
     return image
 
 
-def phantom_volume(size=SIZE, spacing=SPACING, seed: int = 0) -> tuple[sitk.Image, sitk.Image]:
-    """(CT in HU, int16; labels 0/1/2, uint8) as images of size `size` (x, y, z) on one grid."""
+def phantom_volume(size=SIZE, spacing=SPACING, seed: int = 0,
+                   orientation: str = CANONICAL) -> tuple[sitk.Image, sitk.Image]:
+    """(CT in HU, int16; labels 0/1/2, uint8) as images on one grid: size `size` (x, y, z) as made, or the same
+    voxels stored in another order (orientation: an ITK code such as "LPS"; flips and axis swaps only)."""
     hu, label = phantom_arrays(size, spacing, seed)
-    return as_image(hu, spacing), as_image(label, spacing)
+    image, label = as_image(hu, spacing), as_image(label, spacing)
+    if orientation != CANONICAL:
+        image, label = sitk.DICOMOrient(image, orientation), sitk.DICOMOrient(label, orientation)
+    return image, label
 
 
-def write_nifti(folder: str | os.PathLike, name: str, seed: int = 0, size=SIZE, spacing=SPACING) -> tuple[Path, Path]:
-    """Write `<name>.nii.gz` (CT) and `<name>_label.nii.gz` into folder; return both paths."""
-    image, label = phantom_volume(size, spacing, seed)
+def write_nifti(folder: str | os.PathLike, name: str, seed: int = 0, size=SIZE, spacing=SPACING,
+                orientation: str = CANONICAL, suffix: str = ".nii.gz") -> tuple[Path, Path]:
+    """Write `<name><suffix>` (CT) and `<name>_label<suffix>` into folder (any volume suffix); return both paths."""
+    image, label = phantom_volume(size, spacing, seed, orientation)
     folder = Path(folder)
-    return write_volume(image, folder / f"{name}.nii.gz"), write_volume(label, folder / f"{name}_label.nii.gz")
+    return write_volume(image, folder / f"{name}{suffix}"), write_volume(label, folder / f"{name}_label{suffix}")
 
 
 def case_names(cases: int, test_cases: int = 0) -> list[str]:
@@ -152,16 +164,28 @@ def _uid(*parts) -> str:
     return generate_uid(entropy_srcs=["tumorseg.phantom3d", *map(str, parts)])
 
 
+@contextmanager
+def kept_locale():
+    """Put the process locale back after the block: GDCM's DICOM writer leaves it at "C", after which Python's
+    open() writes ASCII only (a summary.csv naming "².png" would fail)."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def write_dicom_series(folder: str | os.PathLike, seed: int = 0, size=SIZE, spacing=SPACING,
-                       description: str = "phantom chest CT") -> Path:
+                       description: str = "phantom chest CT", orientation: str = CANONICAL) -> Path:
     """Write the phantom CT as one DICOM CT series (one file a slice, `s<seed>_<k>.dcm`); return the folder.
 
     The HU are stored as unsigned values with RescaleIntercept -1024 and slope 1; ImagePositionPatient,
-    ImageOrientationPatient, PixelSpacing and SliceThickness carry the phantom's grid.
+    ImageOrientationPatient, PixelSpacing and SliceThickness carry the phantom's grid (orientation: as in
+    phantom_volume; the slices stay the third axis, so give a code that keeps S or I last, e.g. "LPS").
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    image, _ = phantom_volume(size, spacing, seed)
+    image, _ = phantom_volume(size, spacing, seed, orientation)
     d = image.GetDirection()
     common = {
         "0008|0060": "CT", "0008|0008": "ORIGINAL\\PRIMARY\\AXIAL", "0008|103e": description,
@@ -169,17 +193,41 @@ def write_dicom_series(folder: str | os.PathLike, seed: int = 0, size=SIZE, spac
         "0020|000d": _uid("study", seed), "0020|000e": _uid("series", seed, description),
         "0020|0052": _uid("frame", seed), "0020|0011": str(seed + 1),
         "0020|0037": "\\".join(f"{c:.10g}" for c in (d[0], d[3], d[6], d[1], d[4], d[7])),
-        "0018|0050": f"{spacing[2]:g}", "0028|1052": "-1024", "0028|1053": "1",
+        "0018|0050": f"{image.GetSpacing()[2]:g}", "0028|1052": "-1024", "0028|1053": "1",
     }
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()  # the UIDs above, not fresh random ones
-    for k in range(image.GetDepth()):
-        position = image.TransformIndexToPhysicalPoint((0, 0, k))
-        plane = image[:, :, k]
-        for tag, value in {**common, "0008|0018": _uid("slice", seed, description, k), "0020|0013": str(k + 1),
-                           "0020|0032": "\\".join(f"{p:.10g}" for p in position),
-                           "0020|1041": f"{position[2]:.10g}"}.items():
-            plane.SetMetaData(tag, value)
-        writer.SetFileName(str(folder / f"s{seed}_{k + 1:04d}.dcm"))
-        writer.Execute(plane)
+    with kept_locale():
+        for k in range(image.GetDepth()):
+            position = image.TransformIndexToPhysicalPoint((0, 0, k))
+            plane = image[:, :, k]
+            for tag, value in {**common, "0008|0018": _uid("slice", seed, description, k), "0020|0013": str(k + 1),
+                               "0020|0032": "\\".join(f"{p:.10g}" for p in position),
+                               "0020|1041": f"{position[2]:.10g}"}.items():
+                plane.SetMetaData(tag, value)
+            writer.SetFileName(str(folder / f"s{seed}_{k + 1:04d}.dcm"))
+            writer.Execute(plane)
     return folder
+
+
+def write_demo_case(out: str | os.PathLike, name: str = "phantom") -> tuple[Path, Path]:
+    """One phantom case for a demo: `out/images/<name>.nii.gz` and its labels at `out/labels/<name>.nii.gz`."""
+    image, label = phantom_volume()
+    out = Path(out)
+    return (write_volume(image, out / "images" / f"{name}.nii.gz"),
+            write_volume(label, out / "labels" / f"{name}.nii.gz"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tumorseg.data.phantom3d OUT`: write the demo case and print its two paths."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        print("usage: python -m tumorseg.data.phantom3d OUT  (writes OUT/images/phantom.nii.gz, "
+              "OUT/labels/phantom.nii.gz)", file=sys.stderr)
+        sys.exit(2)
+    for path in write_demo_case(args[0]):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,9 +1,12 @@
 """CT volumes in and out (SimpleITK): NIfTI, NRRD, MetaImage, a DICOM file or series, and their 2D slices.
 
-Slice convention (the one the public lung slices and the shipped model use): slice k of a volume is
-`volume[:, :, k]` of its voxel array in (x, y, z) index order, so a slice's row is the x index and its
-column the y index. The voxel order is taken as stored; the image's direction is not applied. In numpy
-terms, with `arr = sitk.GetArrayFromImage(image)` (z, y, x order), slice k is `arr[k].T`.
+Slice convention (the one the public lung slices and the shipped model use): every volume is first turned, by
+whole-voxel flips and axis swaps (sitk.DICOMOrient), into one canonical voxel order, CANONICAL = "RAS": the x index
+runs toward the patient's right, y toward anterior, z toward superior (direction diag(-1, -1, 1) in ITK's LPS
+coordinates, as MSD Task06's NIfTI files are stored). Slice k is then `volume[:, :, k]` of the (x, y, z) voxel
+array: a slice's row is the x index, its column the y index, so the spine lies on the image's left and the sternum
+on its right whatever order the file stored its voxels in. An oblique volume is turned to the nearest axis order;
+its voxels are not resampled. mask_volume_like undoes the turn exactly.
 """
 
 import os
@@ -18,6 +21,8 @@ VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 # A volume past this is refused from its header: its pixels (and their float copies) would not fit in memory.
 MAX_VOXELS = 2_000_000_000
 SERIES_DESCRIPTION = "0008|103e"
+# x toward the patient's right, y toward anterior, z toward superior: the voxel order of the training slices.
+CANONICAL = "RAS"
 
 
 def has_volume_suffix(path: str | os.PathLike) -> bool:
@@ -67,7 +72,8 @@ def _check_header(path: str, reader: sitk.ImageFileReader, slices: int, max_voxe
                         f"channel(s): tumorseg reads one-channel 3D volumes (CT); extract that channel first")
     voxels = int(np.prod(reader.GetSize(), dtype=np.int64)) * slices
     if voxels > max_voxels:
-        raise UserError(f"{path} holds {voxels} voxels, more than the limit of {max_voxels}: crop or resample it")
+        raise UserError(f"{path} holds {voxels} voxels, more than the limit of {max_voxels}: crop or resample it "
+                        f"(or raise max_voxels= where the memory allows)")
 
 
 def _series_files(folder: Path, series: str | None) -> list[str]:
@@ -91,6 +97,22 @@ def _describe(folder: Path, uid: str) -> str:
     return f"{text or 'no description'}, {len(files)} slices"
 
 
+def volume_files(path: str | os.PathLike, series: str | None = None, max_voxels: int = MAX_VOXELS) -> list[str]:
+    """The files of a volume (one, or a DICOM folder's series in slice order), checked from the first header."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"{path} does not exist: give a volume file or a DICOM series folder")
+    files = _series_files(path, series) if path.is_dir() else [str(path)]
+    _check_header(str(path), read_header(files[0]), len(files), max_voxels)
+    return files
+
+
+def slice_extent(path: str | os.PathLike, series: str | None = None, max_voxels: int = MAX_VOXELS) -> int:
+    """An upper bound of the volume's slice count in any voxel order (its largest side), from its header."""
+    files = volume_files(path, series, max_voxels)
+    return max(*read_header(files[0]).GetSize(), len(files))
+
+
 def read_volume(path: str | os.PathLike, series: str | None = None, max_voxels: int = MAX_VOXELS) -> sitk.Image:
     """Read a volume file or a DICOM series folder as a 3D sitk.Image with its size, spacing, origin and direction.
 
@@ -100,13 +122,11 @@ def read_volume(path: str | os.PathLike, series: str | None = None, max_voxels: 
         max_voxels: larger volumes are refused from their header, before any pixel is read.
 
     Returns:
-        A one-channel 3D image, size (X, Y, Z); a 2D file becomes a volume of one slice (Z = 1).
+        A one-channel 3D image, size (X, Y, Z), in its stored voxel order; a 2D file becomes a volume of one
+        slice (Z = 1).
     """
     path = Path(path).expanduser()
-    if not path.exists():
-        raise UserError(f"{path} does not exist: give a volume file or a DICOM series folder")
-    files = _series_files(path, series) if path.is_dir() else [str(path)]
-    _check_header(str(path), read_header(files[0]), len(files), max_voxels)
+    files = volume_files(path, series, max_voxels)
     try:
         if len(files) == 1:
             image = sitk.ReadImage(files[0])
@@ -120,9 +140,30 @@ def read_volume(path: str | os.PathLike, series: str | None = None, max_voxels: 
     return sitk.JoinSeries(image) if image.GetDimension() == 2 else image
 
 
+def canonical(image: sitk.Image) -> sitk.Image:
+    """The volume in CANONICAL voxel order (flips and axis swaps only; an oblique one to its nearest axes)."""
+    return sitk.DICOMOrient(image, CANONICAL)
+
+
+def canonical_axes(direction) -> np.ndarray:
+    """The signed permutation P (3 x 3) that canonical() applies to a volume of this direction: its new direction
+    is direction @ P, and canonical axis j is stored axis i where P[i, j] != 0."""
+    probe = sitk.Image([1, 1, 1], sitk.sitkUInt8)
+    probe.SetDirection(tuple(float(c) for c in direction))
+    turned = np.array(canonical(probe).GetDirection()).reshape(3, 3)
+    return np.rint(np.array(direction, float).reshape(3, 3).T @ turned)
+
+
+def canonical_size(image: sitk.Image | sitk.ImageFileReader) -> tuple[int, int, int]:
+    """The (X, Y, Z) size the volume has in CANONICAL order, from its size and direction only (no pixels)."""
+    size, axes = image.GetSize(), np.abs(canonical_axes(image.GetDirection())).argmax(axis=0)
+    return tuple(int(size[i]) for i in axes)
+
+
 def slice_stack(image: sitk.Image) -> np.ndarray:
-    """The voxel values as K slices, K x H x W = Z x X x Y (slice k = `volume[:, :, k]`), values untouched."""
-    return sitk.GetArrayFromImage(image).transpose(0, 2, 1)
+    """The voxel values in CANONICAL order as K slices, K x H x W = Z x X x Y (slice k = `volume[:, :, k]`),
+    values untouched."""
+    return sitk.GetArrayFromImage(canonical(image)).transpose(0, 2, 1)
 
 
 def _minmax(values: np.ndarray) -> np.ndarray:
@@ -148,7 +189,8 @@ def slices_of(image: sitk.Image, window: tuple[float, float] | None = None) -> n
             model); (level, width) maps the fixed window [level - width/2, level + width/2] to 0..255.
 
     Returns:
-        uint8 array K x H x W = Z x X x Y: slice k is `volume[:, :, k]` (row = x index, column = y index).
+        uint8 array K x H x W = Z x X x Y of the volume in CANONICAL order: slice k is `volume[:, :, k]` (row = x
+        index toward the patient's right, column = y index toward anterior).
     """
     if window is not None:
         level, width = (float(v) for v in window)
@@ -162,18 +204,23 @@ def mask_volume_like(masks: np.ndarray, reference: sitk.Image) -> sitk.Image:
     """Slice masks as a label volume on the reference's grid: the exact inverse of slices_of's orientation.
 
     Args:
-        masks: K x H x W = Z x X x Y, as slices_of gives for `reference`; nonzero is foreground.
+        masks: K x H x W = Z x X x Y in CANONICAL order, as slices_of gives for `reference`; nonzero is foreground.
         reference: the volume the slices came from.
 
     Returns:
-        uint8 image (0 background, 1 foreground) with the reference's size, spacing, origin and direction.
+        uint8 image (0 background, 1 foreground) in the reference's voxel order, with its size, spacing, origin
+        and direction.
     """
-    x, y, z = reference.GetSize()
+    x, y, z = canonical_size(reference)
     expected = (z, x, y)
     if masks.shape != expected:
         raise ValueError(f"masks of shape {masks.shape} do not fit a volume of size {reference.GetSize()}: "
-                         f"expected K x H x W = {expected}")
+                         f"expected K x H x W = {expected} (its canonical order)")
     label = sitk.GetImageFromArray((np.asarray(masks) > 0).astype(np.uint8).transpose(0, 2, 1))
+    turned = np.array(reference.GetDirection()).reshape(3, 3) @ canonical_axes(reference.GetDirection())
+    label.SetDirection(tuple(turned.ravel()))
+    stored = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(reference.GetDirection())
+    label = sitk.DICOMOrient(label, stored)
     label.CopyInformation(reference)
     return label
 

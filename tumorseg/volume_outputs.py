@@ -1,0 +1,110 @@
+"""predict's outputs for CT volumes: per volume a mask on the input's exact grid, a DICOM SEG for a DICOM input,
+overlays of the slices with tumor, viewer layers, and a summary row of 3D figures.
+
+    <output>/<name>_mask.nii.gz (.nrrd / .mha as the input)    <output>/<name>_seg.dcm (DICOM inputs)
+    <output>/overlays/<name>/<k>.png (slices with tumor)        <output>/viewer/<name>/...  (index.html's pictures)
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+
+from tumorseg.data.sources import VolumeSource
+from tumorseg.data.volumes import mask_volume_like, read_volume, slice_extent, volume_files, voxel_ml, write_volume
+from tumorseg.dicom_seg import segmentation
+from tumorseg.errors import UserError
+from tumorseg.output_files import OutputFiles
+from tumorseg.pictures import bgr, overlay
+from tumorseg.segment import Segmenter
+from tumorseg.viewer import PageSubject, layer_paths, write_layers
+from tumorseg.volume_metrics import volume_figures
+from tumorseg.volume_segment import segment_volume
+
+FIELDS = ("path", "slices", "tumor_voxels", "tumor_ml", "components", "largest_ml", "first_slice", "last_slice",
+          "max_probability")
+COLUMNS = ("tumor mL", "components", "largest mL", "slices")
+MASK_SUFFIXES = {".nrrd": ".nrrd", ".nhdr": ".nrrd", ".mha": ".mha", ".mhd": ".mha"}
+
+
+class VolumeFiles(OutputFiles):
+    """OutputFiles that also writes volumes and DICOM datasets (claimed first, never through a symlink)."""
+
+    def volume(self, path: Path, image: sitk.Image) -> None:
+        """Write a volume (format from the suffix)."""
+        write_volume(image, self._target(path))
+
+    def dataset(self, path: Path, dataset: pydicom.Dataset) -> None:
+        """Write a DICOM dataset as a DICOM file (with its preamble and file meta)."""
+        target = self._target(path)
+        try:
+            dataset.save_as(target, enforce_file_format=True)
+        except OSError as err:
+            raise UserError(f"{target} could not be written ({err.strerror}): free space or choose another "
+                            f"output=") from None
+
+
+def mask_path(out: Path, source: VolumeSource) -> Path:
+    """Where a volume's mask goes: <name>_mask with the input's format (NRRD, MetaImage), else .nii.gz."""
+    suffix = "" if source.path.is_dir() else MASK_SUFFIXES.get(source.path.suffix.lower(), "")
+    return out / f"{source.name}_mask{suffix or '.nii.gz'}"
+
+
+def seg_path(out: Path, source: VolumeSource) -> Path:
+    """Where a DICOM volume's SEG object goes."""
+    return out / f"{source.name}_seg.dcm"
+
+
+def planned(out: Path, source: VolumeSource, options: dict) -> list[Path]:
+    """Every file predict may write for one volume, from its header (a volume that cannot be read, several series
+    without series=, or too many voxels is refused here, before anything is written)."""
+    extent = slice_extent(source.path, options["series"], options["max_voxels"])
+    paths = [mask_path(out, source)] + ([seg_path(out, source)] if source.dicom else [])
+    return (paths + [out / "overlays" / source.name / f"{k}.png" for k in range(extent)]
+            + (layer_paths(out, source.name, extent) if options["viewer"] else []))
+
+
+def predict_volume(segmenter: Segmenter, source: VolumeSource, out: Path, written: VolumeFiles, options: dict,
+                   failures: list[str]) -> tuple[dict, PageSubject | None]:
+    """Segment one volume and write its outputs; its summary row and its viewer entry (None without viewer).
+
+    options: series, max_voxels, window (volume_segment reads them from the cfg), viewer (true: write the layers).
+    """
+    image = read_volume(source.path, options["series"], options["max_voxels"])
+    slices, result = segment_volume(segmenter, image, options["window"])
+    masks = np.stack(result.masks)
+    mask = mask_volume_like(masks, image)
+    written.volume(mask_path(out, source), mask)
+    if source.dicom:
+        write_seg(segmenter, source, mask, out, written, options, failures)
+    for k in np.flatnonzero(masks.any(axis=(1, 2))):
+        written.image(out / "overlays" / source.name / f"{k}.png", bgr(overlay(slices[k], masks[k])))
+    figures = volume_figures(masks, voxel_ml(image))
+    row = {"path": str(source.path), "slices": len(slices), **figures,
+           "max_probability": round(max(float(result.at_size(k, s.shape).max()) for k, s in enumerate(slices)), 6)}
+    if not options["viewer"]:
+        return row, None
+    layers = write_layers(written, out, source.name, [str(k) for k in range(len(slices))], list(slices),
+                          result.masks)
+    return row, PageSubject(source.name, page_figures(figures), layers)
+
+
+def page_figures(figures: dict) -> dict:
+    """A volume's figures (volume_figures) as the viewer page lists them (COLUMNS)."""
+    first, last = figures["first_slice"], figures["last_slice"]
+    return dict(zip(COLUMNS, (figures["tumor_ml"], figures["components"], figures["largest_ml"],
+                              "none" if first is None else f"{first}-{last}")))
+
+
+def write_seg(segmenter: Segmenter, source: VolumeSource, mask: sitk.Image, out: Path, written: VolumeFiles,
+              options: dict, failures: list[str]) -> None:
+    """The DICOM SEG of a DICOM volume's mask; a series highdicom cannot describe is reported and counted as a
+    failure (the mask file stands)."""
+    try:
+        files = volume_files(source.path, options["series"], options["max_voxels"])
+        written.dataset(seg_path(out, source), segmentation(files, mask, segmenter.model.path.name))
+    except UserError as err:
+        failures.append(str(source.path))
+        print(f"error: {err}", file=sys.stderr, flush=True)

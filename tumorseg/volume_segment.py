@@ -1,0 +1,38 @@
+"""A CT volume through the one segmentation path (tumorseg.segment) as one subject.
+
+    volume -> slices_of (canonical orientation; per-slice min-max or preprocess.window) -> Segmenter.subject with
+    slice k named `k.png` (so 2.5D neighbours and the 3D post-processing go by the slice index)
+"""
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from omegaconf import OmegaConf
+
+from tumorseg.data.tasks import chosen_window
+from tumorseg.data.volumes import MAX_VOXELS, slices_of
+from tumorseg.errors import UserError
+from tumorseg.segment import Segmented, Segmenter
+
+
+def window_of(cfg) -> tuple[float, float] | None:
+    """preprocess.window of a command's cfg: None (per-slice min-max) or (level, width) in HU."""
+    return chosen_window(OmegaConf.select(cfg, "preprocess.window", default=None))
+
+
+def max_voxels_of(cfg) -> int:
+    """max_voxels= of a command's cfg (the largest volume read), checked."""
+    value = cfg.get("max_voxels")
+    if value is None:
+        return MAX_VOXELS
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise UserError(f"max_voxels={value!r} must be an int > 0: e.g. max_voxels={MAX_VOXELS}")
+    return value
+
+
+def segment_volume(segmenter: Segmenter, image: sitk.Image,
+                   window: tuple[float, float] | None) -> tuple[np.ndarray, Segmented]:
+    """(slices K x H x W uint8 as the model reads them, the Segmented result: masks K x H x W) of one volume."""
+    slices = slices_of(image, window)
+    return slices, segmenter.subject(list(slices), [Path(f"{k}.png") for k in range(len(slices))])
