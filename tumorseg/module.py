@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanMetric
 
 from tumorseg import model_file
+from tumorseg.augment_device import step_generator
 from tumorseg.metrics import SegMetrics
 
 STAGES = ("train", "val", "test")
@@ -34,14 +35,17 @@ class SegModule(L.LightningModule):
         compile: bool = False,
         seed: int = 42,
         run_config: dict | None = None,
+        device_augment: Callable | None = None,
     ):
+        """device_augment: (image, mask, generator) -> (image, mask), applied to training batches on their device
+        (augment=device_all); None: the loaders' augmentation only."""
         super().__init__()
         # Only plain values go into checkpoints (they load with weights_only=True); run_config is
         # the run's resolved config, so a checkpoint alone can rebuild its net and preprocessing.
-        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"], logger=False)
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "device_augment"], logger=False)
         self.net, self.loss_fn = net, loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler or None
-        self.channels_last = channels_last
+        self.channels_last, self.device_augment = channels_last, device_augment
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         if compile:
@@ -51,8 +55,8 @@ class SegModule(L.LightningModule):
         self.metrics = nn.ModuleDict({f"{s}_": SegMetrics(threshold) for s in STAGES})
         # Epoch means as torchmetrics too: synced over DDP ranks at one point, the epoch's end. No NaN
         # check: on a GPU it waits for the step to finish (twice a step), and FiniteLoss stops NaN runs.
-        self.means = nn.ModuleDict({f"{s}_": nn.ModuleDict({k: MeanMetric(nan_strategy="disable") for k in ("loss", "bce")})
-                                    for s in STAGES})
+        self.means = nn.ModuleDict({
+            f"{s}_": nn.ModuleDict({k: MeanMetric(nan_strategy="disable") for k in ("loss", "bce")}) for s in STAGES})
         # Best validation Dice so far and the last epoch's train/* figures; kept in checkpoints so
         # that a resumed run (even one resumed after its last epoch) reports them.
         self.best_val_dice = -math.inf
@@ -62,6 +66,16 @@ class SegModule(L.LightningModule):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
+
+    def augmented(self, batch, batch_idx: int):
+        """A training batch (on its device) through device_augment, seeded by (seed, epoch, batch, rank): a resumed
+        run draws alike. Here rather than in on_after_batch_transfer, which Lightning warns of beside a datamodule."""
+        if self.device_augment is None:
+            return batch
+        x, y, subject = batch
+        keys = (self.hparams.seed, self.current_epoch, batch_idx, self.global_rank)
+        x, y = self.device_augment(x, y, generator=step_generator(x.device, *keys))
+        return x, y, subject
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y, subject = batch
@@ -90,7 +104,7 @@ class SegModule(L.LightningModule):
             self.log("val/dice_best", self.best_val_dice, prog_bar=True)
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        return self._step(self.augmented(batch, batch_idx), "train")
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")

@@ -3,12 +3,18 @@
 from torch import nn
 
 from tumorseg.errors import UserError
+from tumorseg.models.deeplab import DeepLabV3Plus
 from tumorseg.models.ensemble import LogitMean
+from tumorseg.models.stack import SliceStackUNet
 from tumorseg.models.unet import UNet, check_image_size
 
 # The nets a model file may name (its model config's _target_). A file cannot choose other code to run:
 # a net is rebuilt from this table, never by importing what the file says.
-NETS: dict[str, type[nn.Module]] = {"tumorseg.models.UNet": UNet}
+NETS: dict[str, type[nn.Module]] = {
+    "tumorseg.models.UNet": UNet,
+    "tumorseg.models.SliceStackUNet": SliceStackUNet,
+    "tumorseg.models.DeepLabV3Plus": DeepLabV3Plus,
+}
 
 
 def build_net(model: dict, members: int = 1) -> nn.Module:
@@ -23,4 +29,4 @@ def build_net(model: dict, members: int = 1) -> nn.Module:
     return one() if members == 1 else LogitMean([one() for _ in range(members)])
 
 
-__all__ = ["NETS", "LogitMean", "UNet", "build_net", "check_image_size"]
+__all__ = ["NETS", "DeepLabV3Plus", "LogitMean", "SliceStackUNet", "UNet", "build_net", "check_image_size"]
