@@ -27,6 +27,7 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
     ways = results["segment"]  # the shipped model through evaluate/predict's path, each runtime side by side
     assert {w["model"] for w in ways.values()} == {"lung_unet.pt", "lung_unet.int8.onnx"}
     assert all(w["slices_per_s"] > 0 for w in ways.values())
+    assert all(w["slices_per_s"] > 0 and w["slices"] == 2 for w in results["volume"].values())
     table = (tmp_path / "BENCHMARKS-quick.md").read_text()
     assert "## Targets" in table and "Lightning/plain" in table and "through evaluate/predict's path" in table
     for setting in ("unet fp32 NCHW", "unet_seed fp32 NCHW"):  # both nets: Lightning and a plain loop

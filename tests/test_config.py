@@ -19,7 +19,9 @@ def test_every_documented_group_has_options():
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes(tmp_path, group, option):
-    cfg = make_cfg([f"{group}={option}"], tmp_path)
+    # a net that mixes a stack of slices composes with the 2.5D input it needs
+    needs = ["data.context_slices=1"] if (group, option) == ("model", "stack_unet") else []
+    cfg = make_cfg([f"{group}={option}", *needs], tmp_path)
     if group in ("model", "loss", "augment"):
         instantiate(cfg[group])
     if group == "optimizer":

@@ -40,7 +40,7 @@ from tumorseg.module import SegModule
 from tumorseg.onnx_export import export_onnx, quantize_int8
 from tumorseg.runtime import OnnxNet
 
-PARTS = ("train", "data", "infer", "segment")
+PARTS = ("train", "data", "infer", "segment", "volume")
 AUGMENTS = ("none", "flip", "rotate", "elastic", "all")
 # name: (channels_last, bf16)
 SETTINGS = {"fp32 NCHW": (False, False), "fp32 channels_last": (True, False), "bf16 channels_last": (True, True)}
@@ -295,6 +295,28 @@ def segment_rates(args, root: Path) -> dict[str, dict]:
     return out
 
 
+def volume_rates(args, tmp: Path) -> dict[str, dict]:
+    """Slices/s of predict's volume path with the shipped model (read, slices, net, mask on the input's grid,
+    written), on a 512 x 512 phantom CT volume, with the model's TTA and without."""
+    from tumorseg.data.phantom3d import write_nifti
+    from tumorseg.data.volumes import mask_volume_like, read_volume, write_volume
+    from tumorseg.segment import segmenter_for
+    from tumorseg.volume_segment import segment_volume
+
+    image_path, _ = write_nifti(tmp / "volume", "ct", size=(512, 512, args.volume_slices))
+    out = {}
+    for name, tta in (("the model's TTA (affine, 10 views)", None), ("no TTA (tta=false)", False)):
+        segmenter = segmenter_for(OmegaConf.create({"device": DEVICE, "tta": tta}))
+        start = time.perf_counter()
+        image = read_volume(image_path)
+        _, result = segment_volume(segmenter, image, None)
+        write_volume(mask_volume_like(np.stack(result.masks), image), tmp / "volume" / "ct_mask.nii.gz")
+        rate = args.volume_slices / (time.perf_counter() - start)
+        out[name] = {"slices_per_s": rate, "runs": segmenter.runner.describe(), "slices": args.volume_slices}
+        print(f"  volume {name}: {rate:.2f} slices/s ({out[name]['runs']})", flush=True)
+    return out
+
+
 def peak_memory_mb() -> float:
     """Peak GPU memory allocated on a GPU, else peak resident memory of this process."""
     if DEVICE == "cuda":
@@ -376,6 +398,8 @@ def measure(args) -> dict:
         if "segment" in parts:
             shipped = generate_phantom(Path(tmp) / "phantom256", train_subjects=1, val_subjects=2, slices=16, size=256)
             results["segment"] = segment_rates(args, shipped)
+        if "volume" in parts:
+            results["volume"] = volume_rates(args, Path(tmp))
     results["summary"] = summarize(results)
     return results
 
@@ -442,6 +466,11 @@ def markdown(r: dict, command: str) -> str:
                   "| way | slices/s | runs as | file |", "|---|---|---|---|"]
         lines += [f"| {k} | {v['slices_per_s']:.2f} | {v['runs']} | {v['model']} |" for k, v in r["segment"].items()]
         lines.append("")
+    if "volume" in r:
+        lines += ["## A 512 x 512 CT volume through predict's path (read, net, mask written; slices/s)\n",
+                  "| TTA | slices/s | runs as |", "|---|---|---|"]
+        lines += [f"| {k} | {v['slices_per_s']:.2f} | {v['runs']} |" for k, v in r["volume"].items()]
+        lines.append("")
     lines += ["## Targets\n", "| figure | value | target | met |", "|---|---|---|---|"]
     lines += [f"| {k} | {v['value']}{' (' + v['how'] + ')' if 'how' in v else ''} | {v['target']} | "
               f"{'yes' if v['met'] else 'no'} |" for k, v in r["summary"].items()]
@@ -475,7 +504,7 @@ def run_bench(cfg: DictConfig) -> dict:
                          f"deepest timed model): use image_size={max(step, args.image_size // step * step)}")
     args.warmup, args.seed_steps = (1, 1) if args.quick else (2, 3)
     args.data_batches, args.infer_reps, args.matmul_n = (5, 3, 1024) if args.quick else (20, 10, 2048)
-    args.segment_slices = 4 if args.quick else 24
+    args.segment_slices, args.volume_slices = (2, 2) if args.quick else (24, 32)
     if DEVICE == "cuda":  # cuDNN autotunes in the first steps; a GPU needs big products to reach its peak
         torch.backends.cudnn.benchmark = True
         args.warmup, args.infer_reps, args.matmul_n = args.warmup + 3, args.infer_reps * 5, 8192

@@ -22,6 +22,7 @@ from tumorseg import CONF_DIR
 from tumorseg.config_checks import check_config
 from tumorseg.data.decode import read_gray
 from tumorseg.data.sources import Subject, VolumeSource, image_subjects, truth_beside, volume_sources
+from tumorseg.data.volumes import slice_extent
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.output_files import OutputFiles, check_apart
 from tumorseg.pictures import bgr, overlay
@@ -101,12 +102,12 @@ def predict_volumes(cfg: DictConfig, sources: list[VolumeSource], out: Path) -> 
                   + [out / "summary.csv", out / "index.html"])
     segmenter = segmenter_for(cfg, log)
     rows, failures, page = [], [], []
-    with progress(len(sources), f"predicting {len(sources)} volumes") as advance:
+    total = sum(slice_extent(s.path, options["series"], options["max_voxels"]) for s in sources)
+    with progress(total, f"predicting {len(sources)} volume(s), {total} slices") as advance:
         for source in sources:
-            row, entry = predict_volume(segmenter, source, out, written, options, failures)
+            row, entry = predict_volume(segmenter, source, out, written, options, failures, advance)
             rows.append(row)
             page += [entry] if entry else []
-            advance(1)
     write_csv(written, out / "summary.csv", VOLUME_FIELDS, rows)
     if options["viewer"]:
         write_page(written, out, f"tumorseg predict: {cfg.input}", list(COLUMNS), page,

@@ -88,13 +88,19 @@ class Segmenter:
         """Normalized N x C x S x S -> sigmoid probabilities N x 1 x S x S, averaged over the TTA views."""
         return augmented_probabilities(lambda view: torch.sigmoid(self.runner.logits(view)), x, self.settings.tta)
 
-    def subject(self, slices: list[np.ndarray], names: list[Path]) -> Segmented:
+    def subject(self, slices: list[np.ndarray], names: list[Path], advance=None) -> Segmented:
         """slices: one subject's uint8 H x W images (any sizes); names: their files (the name is the slice index
-        that neighbours and the 3D steps go by: .../117.png)."""
+        that neighbours and the 3D steps go by: .../117.png); advance(n): told of every n slices through the net
+        (a progress bar over a long volume)."""
         s = self.settings
         inputs = model_inputs(self.preprocessing, slices, names)
-        raw = np.concatenate([self.probabilities(self.preprocessing.normalize(inputs[k:k + s.batch_size]))[:, 0].numpy()
-                              for k in range(0, len(inputs), s.batch_size)])
+        parts = []
+        for k in range(0, len(inputs), s.batch_size):
+            batch = inputs[k:k + s.batch_size]
+            parts.append(self.probabilities(self.preprocessing.normalize(batch))[:, 0].numpy())
+            if advance is not None:
+                advance(len(batch))
+        raw = np.concatenate(parts)
         probs = subject_regions(raw, [slice_index(n) for n in names], s.threshold, s.seed_threshold, s.largest_3d)
         result = Segmented(raw, probs, [])
         for i, gray in enumerate(slices):

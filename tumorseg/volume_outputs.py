@@ -67,13 +67,14 @@ def planned(out: Path, source: VolumeSource, options: dict) -> list[Path]:
 
 
 def predict_volume(segmenter: Segmenter, source: VolumeSource, out: Path, written: VolumeFiles, options: dict,
-                   failures: list[str]) -> tuple[dict, PageSubject | None]:
+                   failures: list[str], advance=None) -> tuple[dict, PageSubject | None]:
     """Segment one volume and write its outputs; its summary row and its viewer entry (None without viewer).
 
     options: series, max_voxels, window (volume_segment reads them from the cfg), viewer (true: write the layers).
+    advance(n): told of every n slices through the net.
     """
     image = read_volume(source.path, options["series"], options["max_voxels"])
-    slices, result = segment_volume(segmenter, image, options["window"])
+    slices, result = segment_volume(segmenter, image, options["window"], advance)
     masks = np.stack(result.masks)
     mask = mask_volume_like(masks, image)
     written.volume(mask_path(out, source), mask)

@@ -31,8 +31,8 @@ def max_voxels_of(cfg) -> int:
     return value
 
 
-def segment_volume(segmenter: Segmenter, image: sitk.Image,
-                   window: tuple[float, float] | None) -> tuple[np.ndarray, Segmented]:
+def segment_volume(segmenter: Segmenter, image: sitk.Image, window: tuple[float, float] | None,
+                   advance=None) -> tuple[np.ndarray, Segmented]:
     """(slices K x H x W uint8 as the model reads them, the Segmented result: masks K x H x W) of one volume."""
     slices = slices_of(image, window)
-    return slices, segmenter.subject(list(slices), [Path(f"{k}.png") for k in range(len(slices))])
+    return slices, segmenter.subject(list(slices), [Path(f"{k}.png") for k in range(len(slices))], advance)
