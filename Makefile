@@ -54,11 +54,16 @@ test-tools:
 	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES) >/dev/null; }; }; } || \
 	  echo "note: qemu-x86_64 or chromium is missing (apt-get install $(TEST_PACKAGES) as root): their tests are skipped"
 
-test: $(STAMP) test-tools  ## the whole test suite (slow tests included; well under 10 minutes on 2 cores)
-	$(BIN)/python -m pytest -q $(ARGS)
+# pytest-xdist: a worker per core (up to 4; each takes its share of the cores' threads, tests/conftest.py);
+# an idle worker takes queued tests from a busy one, so a long test does not hold the rest back.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo $$n)
+PYTEST = $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+
+test: $(STAMP) test-tools  ## the whole test suite (slow tests included; about 4 minutes on 2 cores)
+	$(PYTEST) $(ARGS)
 
 test-fast: $(STAMP) test-tools  ## the tests not marked slow
-	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+	$(PYTEST) -m "not slow" $(ARGS)
 
 lint: $(STAMP)  ## ruff: lint and import order (configured in pyproject.toml; the test suite runs it too)
 	$(BIN)/ruff check tumorseg tests experiments

@@ -12,6 +12,16 @@ from omegaconf import DictConfig
 from tumorseg.data.phantom import generate_phantom
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Under pytest-xdist (make test: a worker per core, up to 4), each worker and the commands it starts get their share
+# of the cores: two workers of two threads each on two cores spend their time waiting for each other's threads.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    THREADS = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(THREADS)
+    import torch
+
+    torch.set_num_threads(THREADS)
 CONF = REPO / "conf"
 
 # Overrides that make a run take seconds: 64x64 slices, a 2-level net of 4-8-16 channels, 2 batches.

@@ -23,6 +23,8 @@ CASES = [
     ("tumorseg.train", "optimizer.weight_decay=-1", "optimizer.weight_decay=-1 must be a float >= 0"),
     ("tumorseg.train", "data.tumor_share=abc", "data.tumor_share='abc' must be a float between 0 and 1"),
     ("tumorseg.train", "data.tumor_share=1.5", "data.tumor_share=1.5 must be a float between 0 and 1"),
+    ("tumorseg.train", "trainer.limit_val_batches=0", "trainer.limit_val_batches=0 must be a float > 0: a number"),
+    ("tumorseg.train", "trainer.limit_train_batches=1.5", "trainer.limit_train_batches=1.5 must be a float > 0"),
     ("tumorseg.ship", "seed_threshold=2", "seed_threshold=2 must be a float between 0 (off) and 1"),
 ]
 

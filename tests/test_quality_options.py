@@ -19,7 +19,7 @@ from tumorseg.train import train
 OFF = dict(flip_p=0, affine_p=0, elastic_p=0, brightness_p=0)
 # TINY without its U-Net settings, and a tiny DeepLabV3+.
 TINY_DATA = [o for o in TINY if not o.startswith("model.")]
-DEEPLAB = ["model=deeplabv3", "model.base_channels=4", "model.blocks=1", "model.aspp_channels=8",
+DEEPLAB = ["model=deeplabv3", "model.base_channels=8", "model.blocks=1", "model.aspp_channels=8",
            "model.low_level_channels=4"]
 
 
@@ -238,9 +238,11 @@ def test_deeplab_size_and_gradients():
     assert net.decoder.classifier.bias.item() == pytest.approx(np.log(0.01 / 0.99))
 
 
-def test_deeplab_has_output_stride_16_only():
+def test_deeplab_has_output_stride_16_only_and_a_width_of_8_or_more():
     with pytest.raises(UserError, match=r"model.depth=5: model=deeplabv3 has output stride 16"):
         DeepLabV3Plus(depth=5)
+    with pytest.raises(UserError, match=r"model.base_channels=4: model=deeplabv3 needs >= 8"):
+        DeepLabV3Plus(base_channels=4)
 
 
 @pytest.mark.parametrize("base, overrides, kind, channels", [

@@ -53,3 +53,31 @@ def test_evaluate_reports_the_runtime_it_used(no_bf16, data_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert '"runtime": "onnxruntime"' in result.stdout and '"inference_precision": "int8"' in result.stdout
     assert read(REFERENCE_MODEL.with_name("lung_unet.int8.onnx")).source == REFERENCE_MODEL.name
+
+
+def test_batch_norms_fold_into_their_convs_for_inference():
+    import torch
+
+    from tumorseg.models.unet import UNet
+
+    net = UNet(base_channels=4, depth=2).eval()
+    for norm in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # statistics of a trained net
+        norm.running_mean.uniform_(-0.5, 0.5), norm.running_var.uniform_(0.5, 2), norm.weight.data.uniform_(0.5, 2)
+    x = torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = net(x)
+        folded = runtime.fold_batch_norms(net)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        assert torch.allclose(folded(x), expected, atol=1e-5)
+    training = UNet(base_channels=4, depth=2).train()  # a net in training keeps its norms
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in runtime.fold_batch_norms(training).modules()) == 10
+
+
+def test_the_commands_that_only_read_images_start_without_lightning():
+    """predict, evaluate and export import neither Lightning nor the training stack: seconds saved per call."""
+    import subprocess
+    import sys
+
+    for command in ("predict", "evaluate", "export"):
+        code = f"import sys, tumorseg.{command}; print('lightning' in sys.modules)"
+        assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -48,6 +48,11 @@ RULES = {
     "optimizer.weight_decay": (float, lambda v: v >= 0, ">= 0", 1e-4),
     "trainer.max_epochs": (int, lambda v: v >= 1 or v == -1, ">= 1 (or -1: no limit)", 20),
 }
+# Lightning reads an int as a number of batches and a float as a share of them; 0 would skip the stage, but a run
+# always validates (its checkpoint is the one of best val Dice) and reports its test split.
+BATCHES = (float, lambda v: (isinstance(v, int) and v >= 1) or 0 < v <= 1,
+           "> 0: a number of batches, or a share of them up to 1.0", 1.0)
+RULES.update({f"trainer.limit_{stage}_batches": BATCHES for stage in ("train", "val", "test")})
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from tumorseg.errors import UserError
 from tumorseg.hardware import cpu_has_bf16
@@ -114,12 +115,28 @@ def runner_for(model: ModelFile, device: str | None = "auto", precision: str | N
             raise UserError(f"precision=bf16 does not apply to the ONNX model {model.path}: it runs in "
                             f"{model.onnx_precision} as exported; use precision=auto")
         return Runner(OnnxNet(model.path), place, model.onnx_precision, "onnxruntime")
-    net = model.net().to(place).to(memory_format=torch.channels_last)
+    net = fold_batch_norms(model.net()).to(place).to(memory_format=torch.channels_last)
     # bf16 gives the same Dice to 0.001 on the real val and held-out subjects, at 2.2x the images/s in the benchmark
     # on a CPU with avx512_bf16 (experiments/lung/inference-bf16.md).
     native = torch.cuda.is_bf16_supported() if place.type == "cuda" else cpu_has_bf16()
     bf16 = precision == "bf16" or (precision == "auto" and native)
     return Runner(net, place, "bf16" if bf16 else "32", "pytorch")
+
+
+def fold_batch_norms(net: nn.Module) -> nn.Module:
+    """net (in eval mode) with every BatchNorm2d that follows a Conv2d in a Sequential folded into that conv's
+    weights: the same outputs to float rounding, without the separate normalization pass (a fifth of a U-Net's
+    inference time on a CPU). For inference only: the folded net does not train."""
+    for module in list(net.modules()):
+        if not isinstance(module, nn.Sequential):
+            continue
+        names = list(module._modules)
+        for first, second in zip(names, names[1:]):
+            conv, norm = module._modules[first], module._modules[second]
+            if (isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d) and not conv.training
+                    and not norm.training and norm.running_mean is not None):
+                module._modules[first], module._modules[second] = fuse_conv_bn_eval(conv, norm), nn.Identity()
+    return net
 
 
 def torch_device(name: str, model: ModelFile) -> torch.device:

@@ -10,6 +10,9 @@ from torch.nn import functional as F
 from tumorseg.errors import UserError
 
 OUTPUT_STRIDE_DEPTH = 4  # output stride 16 = 2**4: inputs must divide by it (check_image_size reads model.depth)
+# Narrower, the first stage's 1x1 stride-2 shortcut (base_channels in) corrupts memory in the backward pass of
+# oneDNN's AVX2 kernels in channels_last (PyTorch 2.13, one thread: 2 to 7 input channels), a crash on laptops.
+MIN_WIDTH = 8
 
 
 def conv_bn_relu(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -113,9 +116,12 @@ class DeepLabV3Plus(nn.Module):
         super().__init__()
         if depth != OUTPUT_STRIDE_DEPTH:
             raise UserError(f"model.depth={depth}: model=deeplabv3 has output stride 16, model.depth=4")
-        if min(base_channels, blocks, aspp_channels, low_level_channels) < 1:
-            raise UserError("model.base_channels, model.blocks, model.aspp_channels and model.low_level_channels of "
-                            "model=deeplabv3 must be >= 1")
+        if min(blocks, aspp_channels, low_level_channels) < 1:
+            raise UserError("model.blocks, model.aspp_channels and model.low_level_channels of model=deeplabv3 "
+                            "must be >= 1")
+        if base_channels < MIN_WIDTH:
+            raise UserError(f"model.base_channels={base_channels}: model=deeplabv3 needs >= {MIN_WIDTH}: e.g. "
+                            f"model.base_channels={MIN_WIDTH}")
         self.depth = depth
         self.encoder = Encoder(in_channels, base_channels, blocks)
         self.aspp = ASPP(8 * base_channels, aspp_channels, tuple(int(r) for r in rates))
