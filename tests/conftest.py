@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 # of the cores: two workers of two threads each on two cores spend their time waiting for each other's threads.
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     THREADS = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    # TorchInductor builds its kernels on as many processes (one: in the worker itself, no compile pool)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TORCHINDUCTOR_COMPILE_THREADS"):
         os.environ[name] = str(THREADS)
     import torch
 
