@@ -98,11 +98,14 @@ def predict_volumes(cfg: DictConfig, sources: list[VolumeSource], out: Path) -> 
     options = dict(series=cfg.get("series"), max_voxels=max_voxels_of(cfg), window=window_of(cfg),
                    viewer=cfg.get("viewer", True))
     written = VolumeFiles(overwrite=bool(cfg.get("overwrite")))
-    written.claim([p for s in sources for p in planned(out, s, options)]
+    # from each header, read once: a volume that cannot be read, several series without series=, or too many voxels
+    # is refused here, before the model is loaded and anything written
+    extents = [slice_extent(s.path, options["series"], options["max_voxels"]) for s in sources]
+    written.claim([p for s, n in zip(sources, extents) for p in planned(out, s, n, options)]
                   + [out / "summary.csv", out / "index.html"])
     segmenter = segmenter_for(cfg, log)
     rows, failures, page = [], [], []
-    total = sum(slice_extent(s.path, options["series"], options["max_voxels"]) for s in sources)
+    total = sum(extents)
     with progress(total, f"predicting {len(sources)} volume(s), {total} slices") as advance:
         for source in sources:
             row, entry = predict_volume(segmenter, source, out, written, options, failures, advance)

@@ -13,7 +13,7 @@ import pydicom
 import SimpleITK as sitk
 
 from tumorseg.data.sources import VolumeSource
-from tumorseg.data.volumes import mask_volume_like, read_volume, slice_extent, volume_files, voxel_ml, write_volume
+from tumorseg.data.volumes import mask_volume_like, read_volume, volume_files, voxel_ml, write_volume
 from tumorseg.dicom_seg import segmentation
 from tumorseg.errors import UserError
 from tumorseg.output_files import OutputFiles
@@ -57,10 +57,8 @@ def seg_path(out: Path, source: VolumeSource) -> Path:
     return out / f"{source.name}_seg.dcm"
 
 
-def planned(out: Path, source: VolumeSource, options: dict) -> list[Path]:
-    """Every file predict may write for one volume, from its header (a volume that cannot be read, several series
-    without series=, or too many voxels is refused here, before anything is written)."""
-    extent = slice_extent(source.path, options["series"], options["max_voxels"])
+def planned(out: Path, source: VolumeSource, extent: int, options: dict) -> list[Path]:
+    """Every file predict may write for one volume of at most `extent` slices (data.volumes.slice_extent)."""
     paths = [mask_path(out, source)] + ([seg_path(out, source)] if source.dicom else [])
     return (paths + [out / "overlays" / source.name / f"{k}.png" for k in range(extent)]
             + (layer_paths(out, source.name, extent) if options["viewer"] else []))

@@ -1,6 +1,6 @@
 """Data: layout, split rules, cached datasets, the phantom generator and the data module.
 
-The names below load on first use, so that a command that only reads images (predict, evaluate, check)
+The names below load on first use, so that a command that only reads images (predict, evaluate, export)
 does not import Lightning through the data module.
 """
 
