@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 ARGS    ?=
 DEMO_DIR = outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: help install demo test test-tools test-fast lint train sweep tensorboard data bench clean
+.PHONY: help install demo test test-tools test-fast fuzz lint train sweep tensorboard data bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,7 +22,8 @@ install: $(STAMP)  ## create .venv with torch (CPU) and tumorseg[dev]
 
 demo: $(STAMP)  ## train on the embedded phantom data (both approaches), report, evaluate, predict; then the shipped model on slices and on a CT volume
 	$(eval DIR := $(DEMO_DIR))
-	$(BIN)/python -m tumorseg.train -m data=phantom approach=split,full trainer.max_epochs=12 \
+	# the default recipe without its augmentation (augment=all made the epochs ~1.7x longer here: loading is in-process)
+	$(BIN)/python -m tumorseg.train -m data=phantom approach=split,full trainer.max_epochs=12 augment=none \
 	  hydra.sweep.dir=$(DIR) $(ARGS)
 	$(BIN)/python -m tumorseg.report runs=$(DIR)
 	$(BIN)/python -m tumorseg.evaluate ckpt_path=$$(ls $(DIR)/1/checkpoints/epoch_*.ckpt) \
@@ -64,6 +65,13 @@ test: $(STAMP) test-tools  ## the whole test suite (slow tests included; about 4
 
 test-fast: $(STAMP) test-tools  ## the tests not marked slow
 	$(PYTEST) -m "not slow" $(ARGS)
+
+# The fuzz campaign of tests/test_fuzz.py with its large budget (make test runs 24 cases of it): one process, the
+# cases one after another; FUZZ_CASES=N for another budget. Writes outputs/fuzz/summary.md and failures.jsonl.
+FUZZ_CASES ?= 2000
+fuzz: $(STAMP)  ## the fuzz campaign: FUZZ_CASES=2000 random commands, options and inputs (about 40 min); outputs/fuzz/
+	TUMORSEG_FUZZ_CASES=$(FUZZ_CASES) TUMORSEG_FUZZ_MINIMIZE=1 TUMORSEG_FUZZ_OUT=outputs/fuzz \
+	  $(BIN)/python -m pytest -q -s -p no:xdist -p no:cacheprovider tests/test_fuzz.py $(ARGS)
 
 lint: $(STAMP)  ## ruff: lint and import order (configured in pyproject.toml; the test suite runs it too)
 	$(BIN)/ruff check tumorseg tests experiments

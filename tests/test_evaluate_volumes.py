@@ -130,3 +130,46 @@ def test_convert_train_and_evaluate_per_case_end_to_end(task, tmp_path):
     flat = evaluate(tmp_path, "ev3", ckpt, f"data_dir={data / 'val'}")
     assert flat.returncode == 0, flat.stderr[-2000:]
     assert [s["name"] for s in page_data(tmp_path / "ev3/index.html")["subjects"]] == ["phantom_003"]
+
+
+def relabelled(task: Path, folder: Path, change) -> Path:
+    """task's label volumes, each with its voxel array passed through change(array), in folder."""
+    import SimpleITK as sitk
+
+    folder.mkdir(parents=True)
+    for path in sorted((task / "labelsTr").glob("*.nii.gz")):
+        image = sitk.ReadImage(str(path))
+        changed = sitk.GetImageFromArray(change(sitk.GetArrayFromImage(image)))
+        changed.CopyInformation(image)
+        sitk.WriteImage(changed, str(folder / path.name))
+    return folder
+
+
+def to_0_255(labels: np.ndarray) -> np.ndarray:
+    return (labels == 1).astype(np.uint8) * 255
+
+
+def test_label_values_are_checked_against_the_label_volumes(task, tmp_path):
+    images, labels = f"images={task / 'imagesTr'}", f"labels={task / 'labelsTr'}"
+    line = refused(tmp_path, images, labels, "label=7")
+    assert "label=7 occurs in no label volume" in line and "they hold 0, 1, 2" in line
+    assert "label=7 occurs" in refused(tmp_path, images, labels, "label=[1,7]")
+    masks = relabelled(task, tmp_path / "masks", to_0_255)
+    line = refused(tmp_path, images, f"labels={masks}")  # the default label=1 on 0/255 masks
+    assert "label=1 occurs in no label volume" in line and "they hold 0, 255" in line and "label=255" in line
+    line = refused(tmp_path, images, f"labels={task / 'imagesTr'}")  # the CT images named as the labels
+    assert "phantom_001.nii.gz is not a label volume" in line and "-1024 to" in line
+    fractional = relabelled(task, tmp_path / "fractional", lambda a: a.astype(np.float32) * 0.5)
+    assert "fractional" in refused(tmp_path, images, f"labels={fractional}")
+    # a task folder: the same rule (its dataset.json says label 1, its label volumes hold 0/255)
+    copy = tmp_path / "Task98_Masks"
+    shutil.copytree(task, copy, ignore=shutil.ignore_patterns("labelsTr"))
+    relabelled(task, copy / "labelsTr", to_0_255)
+    line = refused(tmp_path, f"data_dir={copy}")
+    assert "label=1 occurs in no label volume" in line and "they hold 0, 255" in line
+
+
+def test_an_empty_selection_of_cases_is_one_line(task, tmp_path):
+    line = refused(tmp_path, f"data_dir={task}", "cases=[]")
+    assert "cases=[] chooses no case" in line and "phantom_001" in line
+    assert "cases=[]" in refused(tmp_path, f"images={task / 'imagesTr'}", f"labels={task / 'labelsTr'}", "cases=[]")

@@ -94,7 +94,7 @@ def test_evaluate_and_predict_keep_only_the_largest_3d_region_when_told(trained_
     assert small == large  # subjects are cut the same way whatever the batches
     assert small["recall"] <= plain["recall"]  # only removes pixels
     bad = run_main("tumorseg.evaluate", *common, "postprocess.largest_3d=maybe", f"hydra.run.dir={tmp_path / 'bad'}")
-    assert bad.returncode == 2 and "postprocess.largest_3d=maybe must be true or false" in bad.stderr
+    assert bad.returncode == 2 and "postprocess.largest_3d='maybe' must be true or false" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
 
     # one subject folder holding the same slice twice, as slices 1 and 5: two regions of the same size

@@ -48,7 +48,7 @@ def green_pixels(rgb: np.ndarray) -> int:
 def two_subjects(tmp_path: Path) -> Path:
     """A page of two subjects of 6 slices; 'b' has tumor (and truth) on slices 2 and 3 only, most on 3."""
     out, rng = tmp_path / "out", np.random.default_rng(0)
-    written = OutputFiles()
+    written = OutputFiles(out)
     written.claim(layer_paths(out, "a", 6) + layer_paths(out, "b", 6) + [out / "index.html"])
     grays = [rng.integers(0, 200, (64, 64), dtype=np.uint8) for _ in range(6)]
     masks, truths = [np.zeros((64, 64), np.uint8) for _ in range(6)], [np.zeros((64, 64), np.uint8) for _ in range(6)]

@@ -14,7 +14,6 @@ import numpy as np
 from omegaconf import DictConfig
 
 from tumorseg import CONF_DIR
-from tumorseg.config_checks import check_config
 from tumorseg.data.datamodule import check_part
 from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import PARTS, check_root, find_pairs
@@ -59,7 +58,6 @@ def check(data: DictConfig) -> tuple[list[str], Problems]:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="check")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
-    check_config(cfg)
     lines, problems = check(cfg.data)
     for line in lines:
         print(line)

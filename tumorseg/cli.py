@@ -50,9 +50,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {name!r} is not a tumorseg command: one of {', '.join(COMMANDS)} (tumorseg --help)",
               file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name])
     sys.argv = [f"tumorseg {name}", *rest]
-    module.main()  # a command ends a failure itself, with sys.exit and its status; its return value is a result
+    try:
+        # a command ends a failure itself (also Ctrl+C and SIGTERM), with sys.exit and its status; its return
+        # value is a result
+        importlib.import_module(COMMANDS[name]).main()
+    except KeyboardInterrupt:  # while the command's imports load, before its main can speak
+        from tumorseg.errors import EXIT_SIGINT, interrupted
+
+        interrupted(name, "Ctrl+C", EXIT_SIGINT)
     return 0
 
 

@@ -7,12 +7,12 @@ Slice k of a case goes to `<output>/<train|val>/images/<case>/<k>.png` (slices_o
 per-slice scaling prediction uses) with its mask, 0/255, at `.../masks/<case>/<k>.png`. `labeled+N` keeps
 every slice that holds the label and the first N without it in string order of their index (0, 1, 10, 100,
 ...), as the public lung slices were made. A finished case is recorded in `<output>/.convert/<case>.json` and
-skipped by a rerun with the same settings; a case cut short is written again.
+skipped by a rerun with the same settings; a case cut short is written again. Every folder convert writes into or
+clears must be a real one below output= (tumorseg.output_files), checked for every case before the first write.
 """
 
 import contextlib
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -23,13 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from tumorseg import CONF_DIR
 from tumorseg.data.tasks import Case, check_grid, chosen_labels, chosen_window, task_cases
-from tumorseg.data.volumes import (
-    read_volume,
-    slice_stack,
-    slices_of,
-)
+from tumorseg.data.volumes import read_limits, read_volume, slice_stack, slices_of, volume_files
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.output_files import OutputFiles, check_apart
+from tumorseg.output_files import OutputFiles, check_apart, is_temp
 from tumorseg.progress import progress
 
 RECORDS = ".convert"
@@ -55,41 +51,41 @@ def pick_slices(labeled: np.ndarray, extra: int | None) -> list[int]:
     return sorted([k for k in range(len(labeled)) if labeled[k]] + free)
 
 
-def case_slices(case: Case, labels: tuple[int, ...], extra: int | None,
-                window: tuple[float, float] | None) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """(slice indices, images K x H x W uint8, masks K x H x W 0/255) of the slices to write."""
-    image, label = read_volume(case.image), read_volume(case.label)
+def case_slices(case: Case, labels: tuple[int, ...], extra: int | None, window: tuple[float, float] | None,
+                limits: dict[str, int]) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """(slice indices, images K x H x W uint8, masks K x H x W 0/255) of the slices to write; limits: read_limits."""
+    image, label = read_volume(case.image, **limits), read_volume(case.label, **limits)
     masks = np.isin(slice_stack(label), labels)
     ks = pick_slices(masks.any(axis=(1, 2)), extra)
     return ks, slices_of(image, window)[ks], masks[ks].astype(np.uint8) * 255
 
 
 class Records:
-    """What convert wrote for each case (`<output>/.convert/<case>.json`): settings, files, whether it finished."""
+    """What convert wrote for each case (`<output>/.convert/<case>.json`): settings, files, whether it finished.
+
+    output: the places below output= (OutputFiles), through which every record is written and every path checked.
+    """
 
     def __init__(self, out: Path):
         self.out, self.folder = out, out / RECORDS
+        self.output = OutputFiles(out, overwrite=True)
+
+    def path(self, case: str) -> Path:
+        return self.folder / f"{case}.json"
 
     def read(self, case: str) -> dict:
         """The case's record, or an empty one (a record that cannot be read counts as none)."""
         try:
-            record = json.loads((self.folder / f"{case}.json").read_text())
+            record = json.loads(self.path(case).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return {}
         return record if isinstance(record, dict) else {}
 
     def write(self, case: str, settings: dict, files: list[Path], done: bool) -> None:
         """Replace the case's record in one step (an interrupted write leaves the old one)."""
-        path = self.folder / f"{case}.json"
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            rel = sorted(f.relative_to(self.out).as_posix() for f in files)
-            tmp.write_text(json.dumps({"settings": settings, "files": rel, "done": done}, indent=1))
-            os.replace(tmp, path)
-        except OSError as err:
-            raise UserError(f"{path} could not be written ({err.strerror}): free space or choose another "
-                            f"output=") from None
+        rel = sorted(f.relative_to(self.out).as_posix() for f in files)
+        self.output.claim([self.path(case)])
+        self.output.text(self.path(case), json.dumps({"settings": settings, "files": rel, "done": done}, indent=1))
 
     def owned(self, case: str) -> set[Path]:
         """The files a record says convert wrote for the case (only paths below output, whatever the record says)."""
@@ -109,13 +105,11 @@ def case_folders(out: Path, part: str, case: str) -> list[Path]:
 
 
 def foreign_files(out: Path, part: str, case: str, owned: set[Path]) -> list[Path]:
-    """Files in the case's folders that convert did not write; a linked case folder is refused outright."""
+    """Files in the case's folders that convert did not write (a killed run's temporary files aside)."""
     found = []
     for folder in case_folders(out, part, case):
-        if folder.is_symlink():
-            raise UserError(f"{folder} is a symbolic link: convert writes real folders; remove the link or choose "
-                            f"another output=")
-        found += sorted(p for p in folder.rglob("*") if not p.is_dir() and p not in owned) if folder.is_dir() else []
+        found += sorted(p for p in folder.rglob("*") if not p.is_dir() and p not in owned and not is_temp(p)) \
+            if folder.is_dir() else []
     return found
 
 
@@ -126,13 +120,13 @@ def write_case(out: Path, part: str, case: Case, settings: dict, records: Record
     files = {kind: [out / part / kind / case.name / f"{k}.png" for k in ks] for kind in KINDS}
     old = records.owned(case.name)
     records.write(case.name, settings, sorted(old | set(files["images"] + files["masks"])), done=False)
-    for path in old:
+    for path in map(records.output.real, old):  # real: never through a link out of the output
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # the case's folder in a part it has left, now empty
             path.parent.rmdir()
     for folder in case_folders(out, part, case.name):
-        shutil.rmtree(folder, ignore_errors=True)
-    written = OutputFiles()
+        shutil.rmtree(records.output.real(folder), ignore_errors=True)
+    written = OutputFiles(out)
     written.claim(files["images"] + files["masks"])
     for kind, arrays in (("images", images), ("masks", masks)):
         for path, array in zip(files[kind], arrays):
@@ -165,7 +159,7 @@ def convert(cfg: DictConfig) -> dict:
     cases, known, dataset_json = task_cases(root)
     labels, extra = chosen_labels(cfg.label, known, dataset_json), extra_slices(cfg.slices)
     window, val = chosen_window(cfg.preprocess.window), validation_cases(cfg.val_cases, cases)
-    records, todo, skipped = Records(out), [], 0
+    records, todo, skipped, limits = Records(out), [], 0, read_limits(cfg)
     for case in cases:
         part = "val" if case.name in val else "train"
         settings = {"image": str(case.image.resolve()), "label": str(case.label.resolve()), "part": part,
@@ -173,18 +167,22 @@ def convert(cfg: DictConfig) -> dict:
         if records.finished(case.name, settings):
             skipped += 1
             continue
-        foreign = foreign_files(out, part, case.name, records.owned(case.name))
+        owned = records.owned(case.name)
+        records.output.check([*case_folders(out, part, case.name), *owned, records.path(case.name)])
+        foreign = foreign_files(out, part, case.name, owned)
         if foreign and not cfg.overwrite:
             raise UserError(f"{foreign[0]} exists and was not written by convert ({len(foreign)} such file(s) in "
                             f"case {case.name}): choose another output=, or add overwrite=true to replace the case's "
                             f"folders")
+        for path in (case.image, case.label):  # sizes and DICOM grids, before anything is written
+            volume_files(path, **limits)
         check_grid(case)
         todo.append((case, part, settings))
     counts = {"cases": len(cases), "converted": len(todo), "skipped": skipped, "slices": 0, "train": 0, "val": 0}
     with progress(len(todo), f"converting {len(todo)} cases") as advance:
         for case, part, settings in todo:
             counts["slices"] += write_case(out, part, case, settings, records,
-                                           case_slices(case, labels, extra, window))
+                                           case_slices(case, labels, extra, window, limits))
             counts[part] += 1
             advance()
     return counts

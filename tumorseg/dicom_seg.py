@@ -58,8 +58,9 @@ def segmentation(files: list[str], mask: sitk.Image, model_name: str) -> pydicom
             software_versions=__version__, device_serial_number="0", series_description=f"tumorseg {SEGMENT}",
             omit_empty_frames=False)
     except (ValueError, AttributeError, TypeError) as err:
-        raise UserError(f"{Path(files[0]).parent}: no DICOM SEG could be made from this series ({err}): the mask "
-                        f"file is written all the same") from None
+        raise UserError(f"{Path(files[0]).parent}: no DICOM SEG could be made from this series ({err}); the mask "
+                        f"volume (on the grid the series' tags establish) is written, the SEG is not: load the mask "
+                        f"in a viewer, or report the series' tags") from None
 
 
 def seg_frames(seg: pydicom.Dataset | str | Path, source_uids: list[str]) -> np.ndarray:

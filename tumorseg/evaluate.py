@@ -22,7 +22,7 @@ from tumorseg import CONF_DIR
 from tumorseg.config_checks import check_config
 from tumorseg.data.decode import MAX_PIXELS
 from tumorseg.data.sources import labelled_subjects, resolve_part
-from tumorseg.data.volumes import read_volume, same_grid, slice_extent, slice_stack, voxel_ml
+from tumorseg.data.volumes import read_limits, read_volume, same_grid, slice_extent, slice_stack, voxel_ml
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.metrics import SegMetrics
 from tumorseg.output_files import OutputFiles
@@ -32,7 +32,7 @@ from tumorseg.tta import describe
 from tumorseg.viewer import PageSubject, layer_paths, write_layers, write_page
 from tumorseg.volume_cases import evaluation_cases
 from tumorseg.volume_metrics import case_scores, mean_scores
-from tumorseg.volume_segment import max_voxels_of, segment_volume, window_of
+from tumorseg.volume_segment import segment_volume, window_of
 
 log = logging.getLogger("tumorseg")
 
@@ -110,8 +110,8 @@ def settings_record(segmenter: Segmenter) -> dict:
 
 def run_dir_files(out_dir: Path, layers: list[Path]) -> OutputFiles:
     """The files evaluate writes into its run dir (its own folder, so an earlier evaluate's files there are
-    replaced, as metrics.json always was; never through a symlink), claimed."""
-    written = OutputFiles(overwrite=True)
+    replaced, as metrics.json always was; never through a symlink below it), claimed."""
+    written = OutputFiles(out_dir, overwrite=True, option="hydra.run.dir")
     written.claim([out_dir / "metrics.json", out_dir / "index.html", *layers])
     return written
 
@@ -132,14 +132,14 @@ def write_results(written: OutputFiles, out_dir: Path, result: dict, key: str, f
 
 def evaluate_volumes(cfg: DictConfig, segmenter: Segmenter, cases: list, labels: tuple[int, ...], source: str) -> dict:
     """Per-case 3D figures of CT volumes against their label volumes (label values `labels` are tumor)."""
-    window, max_voxels = window_of(cfg), max_voxels_of(cfg)
+    window, limits = window_of(cfg), read_limits(cfg)
     out_dir, viewer = Path(cfg.paths.output_dir), cfg.get("viewer", True)
     written = run_dir_files(out_dir, [p for c in cases for p in layer_paths(out_dir, c.name, slice_extent(
-        c.image, max_voxels=max_voxels))] if viewer else [])
+        c.image, **limits))] if viewer else [])
     scores, layers = {}, {}
     with progress(len(cases), f"evaluating {len(cases)} volumes") as advance:
         for case in cases:
-            image, label = (read_volume(path, max_voxels=max_voxels) for path in (case.image, case.label))
+            image, label = (read_volume(path, **limits) for path in (case.image, case.label))
             if not same_grid(image, label):
                 raise UserError(f"{case.label} does not lie on the grid of {case.image} (size, spacing, origin or "
                                 f"direction differ): resample the label onto its image")

@@ -20,6 +20,7 @@ from tumorseg.data.sources import image_subjects
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.model_file import ModelFile, model_path, onnx_metadata, read, write_onnx_metadata
 from tumorseg.onnx_export import export_onnx, quantize_int8
+from tumorseg.output_files import replacing
 from tumorseg.runtime import runner_for
 from tumorseg.segment import model_inputs
 
@@ -59,8 +60,6 @@ def export(cfg: DictConfig) -> tuple[Path, float, float]:
     fp32 is compared on random input; int8 on the calibration slices, where masks are meaningful. A file that
     fails its check is not written (an existing one at cfg.output stays).
     """
-    import onnxruntime as ort
-
     check_config(cfg)
     if cfg.quantize not in (None, "int8"):
         raise UserError(f"quantize={cfg.quantize} is not one of null (fp32), int8")
@@ -75,36 +74,44 @@ def export(cfg: DictConfig) -> tuple[Path, float, float]:
     model = read(source)
     if model.is_onnx:
         raise UserError(f"ckpt_path={model.path} is already ONNX: export from the .ckpt or .pt it came from")
-    runner = runner_for(model, "cpu", "32")
-    prep = model.preprocessing
     calibration = calibration_batches(model, cfg.calibration_dir, cfg.calibration_slices) if cfg.quantize else None
-    draft = out.with_name(out.name + ".part")
-    fp32 = export_onnx(model.net(), (prep.channels, prep.image_size, prep.image_size),
-                       out.with_name(out.name + ".fp32.part") if cfg.quantize else draft, cfg.opset)
-    try:
-        if cfg.quantize:
-            quantize_int8(fp32, draft, calibration)
-            inputs = np.concatenate(calibration)
-        else:
-            inputs = torch.randn(cfg.check_batch, prep.channels, prep.image_size, prep.image_size,
-                                 generator=torch.Generator().manual_seed(0)).numpy()
-        write_onnx_metadata(draft, onnx_metadata(model, cfg.quantize or "32"))
-        expected = runner.logits(torch.from_numpy(inputs)).numpy()
-        (got,) = ort.InferenceSession(str(draft), providers=["CPUExecutionProvider"]).run(["logits"], {"image": inputs})
-        diff, agreement = float(np.abs(got - expected).max()), mask_agreement(got, expected, model.stored.threshold)
-        if cfg.quantize and agreement < cfg.min_agreement:
-            raise UserError(f"int8 masks agree with fp32 only at Dice {agreement:.3f} "
-                            f"< min_agreement={cfg.min_agreement} "
-                            f"on the calibration slices, {out} not written: export without quantize, or calibrate "
-                            f"on more slices (calibration_slices=)")
-        if not cfg.quantize and diff > cfg.tolerance:
-            raise UserError(f"ONNX output differs from PyTorch by {diff:.2e} > tolerance={cfg.tolerance}, {out} not "
-                            f"written: try another opset=")
-        draft.replace(out)
-    finally:
-        fp32.unlink(missing_ok=True)
-        draft.unlink(missing_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(out) as draft:  # checked before it takes the output's name
+        fp32 = draft.with_name(draft.stem + ".fp32.onnx") if cfg.quantize else draft
+        try:
+            diff, agreement = export_checked(cfg, model, fp32, draft, calibration)
+        finally:
+            if fp32 != draft:
+                fp32.unlink(missing_ok=True)
     return out, diff, agreement
+
+
+def export_checked(cfg: DictConfig, model: ModelFile, fp32: Path, draft: Path,
+                   calibration: list[np.ndarray] | None) -> tuple[float, float]:
+    """Write the fp32 graph to fp32 and the model (quantized from it with quantize=int8) to draft, with its
+    metadata, and check it against PyTorch: (max |onnx - torch| of the logits, Dice of its masks vs torch's)."""
+    import onnxruntime as ort
+
+    prep, out = model.preprocessing, Path(cfg.output).expanduser()
+    export_onnx(model.net(), (prep.channels, prep.image_size, prep.image_size), fp32, cfg.opset)
+    if cfg.quantize:
+        quantize_int8(fp32, draft, calibration)
+        inputs = np.concatenate(calibration)
+    else:
+        inputs = torch.randn(cfg.check_batch, prep.channels, prep.image_size, prep.image_size,
+                             generator=torch.Generator().manual_seed(0)).numpy()
+    write_onnx_metadata(draft, onnx_metadata(model, cfg.quantize or "32"))
+    expected = runner_for(model, "cpu", "32").logits(torch.from_numpy(inputs)).numpy()
+    (got,) = ort.InferenceSession(str(draft), providers=["CPUExecutionProvider"]).run(["logits"], {"image": inputs})
+    diff, agreement = float(np.abs(got - expected).max()), mask_agreement(got, expected, model.stored.threshold)
+    if cfg.quantize and agreement < cfg.min_agreement:
+        raise UserError(f"int8 masks agree with fp32 only at Dice {agreement:.3f} < min_agreement={cfg.min_agreement} "
+                        f"on the calibration slices, {out} not written: export without quantize, or calibrate "
+                        f"on more slices (calibration_slices=)")
+    if not cfg.quantize and diff > cfg.tolerance:
+        raise UserError(f"ONNX output differs from PyTorch by {diff:.2e} > tolerance={cfg.tolerance}, {out} not "
+                        f"written: try another opset=")
+    return diff, agreement
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")

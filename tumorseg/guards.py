@@ -6,7 +6,7 @@ from pathlib import Path
 
 import lightning as L
 
-from tumorseg.errors import UserError
+from tumorseg.errors import Terminated, UserError
 
 log = logging.getLogger("tumorseg")
 
@@ -29,7 +29,9 @@ class InterruptCheckpoint(L.Callback):
         self.dirpath = Path(dirpath)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, KeyboardInterrupt) and type(exception).__name__ != "SIGTERMException":
+        # Lightning's SIGTERM handler raises SIGTERMException or, run before the command's own, Terminated
+        stopped = isinstance(exception, (KeyboardInterrupt, Terminated))
+        if not stopped and type(exception).__name__ != "SIGTERMException":
             return
         path = self.dirpath / "interrupted.ckpt"
         trainer.save_checkpoint(path)

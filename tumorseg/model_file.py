@@ -13,6 +13,7 @@ Layout of a .ckpt / .pt (torch.save of plain data: it loads with weights_only=Tr
 An .onnx holds the net as its graph and the rest as JSON in its metadata_props under METADATA_KEY.
 """
 
+import errno
 import json
 import pickle
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ from torch import nn
 
 from tumorseg.errors import UserError
 from tumorseg.models import LogitMean, build_net
+from tumorseg.output_files import replacing
 from tumorseg.preprocessing import Preprocessing
 from tumorseg.tta import tta_choice
 
@@ -159,10 +161,14 @@ def of_dict(content: dict, path: Path) -> ModelFile:
 
 
 def save(model: ModelFile, path: Path) -> Path:
-    """Write model as a slim .pt (weights, run config, choices, members; no optimizer state)."""
-    torch.save({FORMAT_KEY: FORMAT_VERSION, "state_dict": {f"net.{k}": v for k, v in model.weights.items()},
-                "hyper_parameters": {"run_config": model.run_config}, "members": model.members,
-                "inference": model.stored.as_dict(), "source": model.source}, path)
+    """Write model as a slim .pt (weights, run config, choices, members; no optimizer state) to path, a temporary
+    file of output_files.replacing: torch's failed write (a full disk) is an OSError, as replacing reports it."""
+    try:
+        torch.save({FORMAT_KEY: FORMAT_VERSION, "state_dict": {f"net.{k}": v for k, v in model.weights.items()},
+                    "hyper_parameters": {"run_config": model.run_config}, "members": model.members,
+                    "inference": model.stored.as_dict(), "source": model.source}, path)
+    except RuntimeError as err:  # torch's stream writer reports its failed writes so
+        raise OSError(errno.EIO, str(err).splitlines()[0][:200] or "the write failed") from None
     return path
 
 
@@ -239,7 +245,8 @@ def write_onnx_metadata(path: Path, info: dict) -> None:
     graph = onnx.load(str(path))
     entry = next((p for p in graph.metadata_props if p.key == METADATA_KEY), None) or graph.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(info)
-    onnx.save(graph, str(path))
+    with replacing(path) as temp:
+        onnx.save(graph, str(temp))
 
 
 def read_onnx_metadata(path: Path) -> dict:

@@ -3,6 +3,8 @@
 import cv2
 import numpy as np
 
+from tumorseg.output_files import imwrite, replacing
+
 PRED_RGB = (255, 40, 40)
 TRUTH_RGB = (40, 255, 40)
 
@@ -47,6 +49,7 @@ def bgr(rgb: np.ndarray) -> np.ndarray:
 
 
 def save_rgb(path, rgb: np.ndarray) -> None:
-    """Write an RGB array as PNG."""
+    """Write an RGB array as PNG, in one step (output_files.replacing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), bgr(rgb))
+    with replacing(path, "hydra.run.dir") as temp:
+        imwrite(temp, bgr(rgb))

@@ -11,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from tumorseg.callbacks import pick_slices, prediction_grid  # noqa: E402
 from tumorseg.data.dataset import SegDataset  # noqa: E402
+from tumorseg.output_files import replacing  # noqa: E402
 from tumorseg.pictures import save_rgb  # noqa: E402
 
 
@@ -41,7 +42,8 @@ def plot_curves(tb_dir: Path, plots_dir: Path) -> list[Path]:
             ax.grid(alpha=0.3)
             ax.legend()
         fig.tight_layout()
-        fig.savefig(plots_dir / f"{name}.png", dpi=100)
+        with replacing(plots_dir / f"{name}.png", "hydra.run.dir") as temp:
+            fig.savefig(temp, dpi=100, format="png")
         plt.close(fig)
         written.append(plots_dir / f"{name}.png")
     return written

@@ -22,7 +22,7 @@ from tumorseg import CONF_DIR
 from tumorseg.config_checks import check_config
 from tumorseg.data.decode import read_gray
 from tumorseg.data.sources import Subject, VolumeSource, image_subjects, truth_beside, volume_sources
-from tumorseg.data.volumes import slice_extent
+from tumorseg.data.volumes import read_limits, slice_extent
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.output_files import OutputFiles, check_apart
 from tumorseg.pictures import bgr, overlay
@@ -32,7 +32,7 @@ from tumorseg.segment import Segmenter, segmenter_for
 from tumorseg.viewer import PageSubject, layer_paths, write_layers, write_page
 from tumorseg.volume_outputs import COLUMNS, VolumeFiles, planned, predict_volume
 from tumorseg.volume_outputs import FIELDS as VOLUME_FIELDS
-from tumorseg.volume_segment import max_voxels_of, window_of
+from tumorseg.volume_segment import window_of
 
 FIELDS = ("path", "tumor_pixels", "tumor_fraction", "max_probability", "components")
 log = logging.getLogger("tumorseg")
@@ -56,7 +56,7 @@ def predict(cfg: DictConfig) -> tuple[Path, list[dict], list[str]]:
     segmenter = segmenter_for(cfg, log)
     base, subjects = image_subjects(cfg.input)
     check_output(out, cfg.input)
-    written, viewer = OutputFiles(overwrite=bool(cfg.get("overwrite"))), cfg.get("viewer", True)
+    written, viewer = OutputFiles(out, overwrite=bool(cfg.get("overwrite"))), cfg.get("viewer", True)
     files = [f for s in subjects for f in s.files]
     written.claim([out / kind / f.relative_to(base).with_suffix(".png")
                    for f in files for kind in ("masks", "overlays")] + [out / "summary.csv"]
@@ -95,12 +95,12 @@ def write_csv(written: OutputFiles, path: Path, fields: tuple[str, ...], rows: l
 def predict_volumes(cfg: DictConfig, sources: list[VolumeSource], out: Path) -> tuple[Path, list[dict], list[str]]:
     """Every volume's outputs (all of them claimed, every volume's header checked, before the model is loaded and
     the first file written), summary.csv (a row per volume) and index.html."""
-    options = dict(series=cfg.get("series"), max_voxels=max_voxels_of(cfg), window=window_of(cfg),
+    options = dict(series=cfg.get("series"), limits=read_limits(cfg), window=window_of(cfg),
                    viewer=cfg.get("viewer", True))
-    written = VolumeFiles(overwrite=bool(cfg.get("overwrite")))
+    written = VolumeFiles(out, overwrite=bool(cfg.get("overwrite")))
     # from each header, read once: a volume that cannot be read, several series without series=, or too many voxels
     # is refused here, before the model is loaded and anything written
-    extents = [slice_extent(s.path, options["series"], options["max_voxels"]) for s in sources]
+    extents = [slice_extent(s.path, options["series"], **options["limits"]) for s in sources]
     written.claim([p for s, n in zip(sources, extents) for p in planned(out, s, n, options)]
                   + [out / "summary.csv", out / "index.html"])
     segmenter = segmenter_for(cfg, log)

@@ -11,10 +11,13 @@ import sys
 from pathlib import Path
 
 import hydra
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
+from tumorseg.output_files import replace_text
 
 # (header, metrics.json key); the original study's loss columns first.
 COLUMNS = [("epochs", "epochs"), ("train min", "fit_minutes"),
@@ -62,6 +65,20 @@ def find_runs(paths: list[str]) -> list[Path]:
     return runs
 
 
+def record(path: Path) -> DictConfig:
+    """A run's .hydra record (empty when the run has none); one that is not a YAML mapping is a UserError."""
+    if not path.is_file():
+        return OmegaConf.create()
+    try:
+        loaded = OmegaConf.load(path)
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError, OSError) as err:
+        raise UserError(f"{path} is not a readable YAML record ({type(err).__name__}): restore it from the run, or "
+                        f"leave that run out of runs=") from None
+    if not isinstance(loaded, DictConfig):
+        raise UserError(f"{path} is not a YAML mapping: restore it from the run, or leave that run out of runs=")
+    return loaded
+
+
 def describe(run: Path) -> dict:
     """The run's group choices (from .hydra/) and its final metrics."""
     row = {"run": str(run)}
@@ -69,8 +86,8 @@ def describe(run: Path) -> dict:
     if "data_dir" in metrics:  # an evaluate run
         return {**row, **metrics}
     hydra_yaml, config_yaml = run / ".hydra/hydra.yaml", run / ".hydra/config.yaml"
-    choices = OmegaConf.load(hydra_yaml).hydra.runtime.choices if hydra_yaml.is_file() else {}
-    config = OmegaConf.load(config_yaml) if config_yaml.is_file() else OmegaConf.create()
+    choices = OmegaConf.select(record(hydra_yaml), "hydra.runtime.choices", default=None) or {}
+    config = record(config_yaml)
     for group in CHOICES:
         row[group] = str(choices.get(group, "?"))
     context = OmegaConf.select(config, "data.context_slices", default=0) or 0
@@ -156,8 +173,7 @@ def main(cfg: DictConfig) -> str:
     out = Path(cfg.out) if cfg.out else Path(os.path.commonpath([os.path.abspath(r) for r in runs])) / "report.md"
     if out.is_dir():
         raise UserError(f"out={out} is a folder: name the file, e.g. out={out / 'report.md'}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(table)
+    replace_text(out.parent, out, table, option="out")
     sys.stdout.write(table)
     print(f"written: {out}")
     return table

@@ -54,12 +54,11 @@ def settings_of(cfg, model: ModelFile) -> Settings:
     tta = model.stored.tta if cfg.get("tta") is None else tta_choice(cfg.tta)
     post = cfg.get("postprocess") or {}
     seed = model.stored.seed_threshold if post.get("seed_threshold") is None else float(post.get("seed_threshold"))
-    if not 0 <= seed <= 1:
-        raise UserError(f"postprocess.seed_threshold={seed} must be between 0 (off) and 1: e.g. 0.7")
-    largest = post.get("largest_3d") or False
-    if not isinstance(largest, bool):
-        raise UserError(f"postprocess.largest_3d={largest} must be true or false")
-    return Settings(threshold, tta, seed, largest, int(post.get("min_size") or 0), int(cfg.get("batch_size") or 16))
+    if not 0 <= seed <= 1:  # the command's own postprocess.seed_threshold= is checked with its other options
+        raise UserError(f"{model.path} stores seed_threshold {seed}, outside [0, 1]: set postprocess.seed_threshold= "
+                        f"(e.g. 0.7), or re-ship the model with tumorseg ship seed_threshold=")
+    return Settings(threshold, tta, seed, bool(post.get("largest_3d")), int(post.get("min_size") or 0),
+                    int(cfg.get("batch_size") or 16))
 
 
 @dataclass

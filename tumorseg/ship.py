@@ -22,6 +22,7 @@ from tumorseg import CONF_DIR
 from tumorseg.config_checks import check_config
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.model_file import Stored, combine, read, save
+from tumorseg.output_files import replacing
 from tumorseg.runtime import runner_for
 
 
@@ -51,8 +52,7 @@ def ship(ckpt_path: str | Path, out: str | Path, threshold: float = 0.5, tta: bo
     shipped = combine(models, "ensemble" if ensemble else "soup", stored) if len(models) > 1 \
         else models[0].with_choices(stored)
     out.parent.mkdir(parents=True, exist_ok=True)
-    draft = out.with_name(out.name + ".part")  # checked before it takes the output's name
-    try:
+    with replacing(out) as draft:  # checked before it takes the output's name
         after = read(save(shipped, draft))
         prep = after.preprocessing
         x = torch.randn(2, prep.channels, prep.image_size, prep.image_size, generator=torch.Generator().manual_seed(0))
@@ -60,9 +60,6 @@ def ship(ckpt_path: str | Path, out: str | Path, threshold: float = 0.5, tta: bo
         if not soup and not torch.allclose(expected, runner_for(after, "cpu", "32").logits(x), atol=1e-5):
             raise UserError(f"{out} would not reproduce {', '.join(map(str, paths))}, not written: "
                             "report this as a bug")
-        draft.replace(out)
-    finally:
-        draft.unlink(missing_ok=True)
     return out
 
 

@@ -6,8 +6,6 @@
 import json
 import logging
 import math
-import signal
-import sys
 import time
 from pathlib import Path
 
@@ -21,8 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from tumorseg import CONF_DIR, model_file
 from tumorseg.config_checks import check_compiler, check_config
-from tumorseg.errors import UserError, exit_on_user_error
+from tumorseg.errors import Terminated, UserError, exit_on_user_error
 from tumorseg.models import check_image_size
+from tumorseg.output_files import replace_text
 from tumorseg.plots import save_curves, save_prediction_grid
 
 log = logging.getLogger("tumorseg")
@@ -59,7 +58,7 @@ def evaluate_best(trainer: L.Trainer, module, datamodule) -> dict[str, float]:
     best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
     for stage, run in (("val", trainer.validate), ("test", trainer.test)):
         if stage in datamodule.datasets:
-            (results,) = run(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+            (results,) = interruptible(trainer, run, module, datamodule=datamodule, ckpt_path=best, verbose=False)
             metrics.update({k: float(v) for k, v in results.items()})
     # NaN (e.g. empty_fp_rate of a split without empty slices) is written as null: strict JSON.
     return {k: None if v != v else v for k, v in sorted(metrics.items())}
@@ -108,24 +107,25 @@ def initial_weights(cfg: DictConfig) -> dict | None:
     return stored.net().state_dict()
 
 
-# The shell's statuses of a process ended by a signal: a pre-empted cluster job must not look successful.
-EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
-
-
 def strict_json(metrics: dict) -> str:
     """metrics as strict JSON: a NaN or infinite figure (no value was ever logged) is written as null."""
     finite = {k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in metrics.items()}
     return json.dumps(finite, indent=2, allow_nan=False)
 
 
-def fit_or_exit_interrupted(trainer: L.Trainer, module, datamodule, ckpt_path: str | None) -> None:
-    """trainer.fit; after SIGTERM or Ctrl+C (interrupted.ckpt saved by guards.InterruptCheckpoint) exit 143 or 130."""
+def interruptible(trainer: L.Trainer, stage, *args, **kwargs):
+    """Run a trainer stage (fit, validate, test); Lightning's own ends of SIGTERM (SIGTERMException, a SystemExit
+    of status 0) and of Ctrl+C (sys.exit(1)) become Terminated and KeyboardInterrupt, which the command ends in one
+    line with 143 and 130: a pre-empted cluster job must not look successful. guards.InterruptCheckpoint has saved
+    interrupted.ckpt by then."""
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    except SIGTERMException:  # Lightning's, a SystemExit of status 0
-        sys.exit(EXIT_SIGTERM)
-    except SystemExit:  # Lightning ends a KeyboardInterrupt with sys.exit(1)
-        sys.exit(EXIT_SIGINT if trainer.interrupted else 1)
+        return stage(*args, **kwargs)
+    except SIGTERMException:
+        raise Terminated from None
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -152,14 +152,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks_for(cfg, loggers), logger=loggers or False)
     start = time.perf_counter()
-    fit_or_exit_interrupted(trainer, module, datamodule, ckpt_path)
+    interruptible(trainer, trainer.fit, module, datamodule=datamodule, ckpt_path=ckpt_path)
     fit_minutes = (time.perf_counter() - start) / 60  # of this process: a resumed run adds its earlier part
     if trainer.is_global_zero and loggers:
         save_curves(loggers, out_dir)  # before the final evaluation adds its own points
     metrics = evaluate_best(trainer, module, datamodule)
     metrics["fit_minutes"] = round(fit_minutes, 2)
     if trainer.is_global_zero:
-        (out_dir / "metrics.json").write_text(strict_json(metrics) + "\n")
+        replace_text(out_dir, out_dir / "metrics.json", strict_json(metrics) + "\n", option="hydra.run.dir")
         save_prediction_grid(module, datamodule.datasets["val"], out_dir, cfg.threshold)
         for logger in loggers:
             logger.log_hyperparams(hparams_of(cfg), {k: v for k, v in metrics.items() if v is not None})

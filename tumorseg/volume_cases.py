@@ -6,17 +6,26 @@
                                          label volume of the same name below labels/ (an image named <case>_0000,
                                          nnU-Net's channel suffix, pairs with <case>)
     cases=[...]                          only these cases
+
+Every label volume is read before the model loads (and again as its case is scored): one that is no label
+volume (a CT image) is refused, and so is a tumor label value that none of them holds (it would score Dice 0, or
+none, for every case).
 """
 
 from pathlib import Path
 
+import numpy as np
+import SimpleITK as sitk
 from omegaconf import OmegaConf
 
 from tumorseg.data.sources import volume_sources
 from tumorseg.data.tasks import Case, check_grid, chosen_labels, task_cases
+from tumorseg.data.volumes import read_limits, read_volume
 from tumorseg.errors import UserError
 
 CHANNEL_SUFFIX = "_0000"
+# A label volume holds a few values (0 and its structures' labels); a CT image thousands, and negative ones.
+MAX_LABEL_VALUES = 256
 
 
 def evaluation_cases(cfg) -> tuple[list[Case], tuple[int, ...], str] | None:
@@ -43,6 +52,7 @@ def evaluation_cases(cfg) -> tuple[list[Case], tuple[int, ...], str] | None:
     for case in cases:
         if case.image.is_file():
             check_grid(case)
+    check_label_values(cases, values, source, read_limits(cfg))
     return cases, values, source
 
 
@@ -51,6 +61,9 @@ def chosen_cases(option, cases: list[Case]) -> list[Case]:
     if option is None:
         return cases
     wanted = [str(v) for v in (option if OmegaConf.is_list(option) else [option])]
+    if not wanted:
+        raise UserError(f"cases=[] chooses no case: name the cases to score, e.g. cases=[{cases[0].name}], or drop "
+                        f"cases= to score all {len(cases)}")
     by_name = {c.name: c for c in cases}
     missing = next((n for n in wanted if n not in by_name), None)
     if missing is not None:
@@ -60,13 +73,37 @@ def chosen_cases(option, cases: list[Case]) -> list[Case]:
 
 
 def label_values(cfg) -> tuple[int, ...]:
-    """label=1 or label=[1,2] of images=/labels= (no dataset.json to check them against): positive whole numbers."""
+    """label=1 or label=[1,2] of images=/labels= (checked by config_checks.RULES; here against the volumes)."""
     option = cfg.get("label", 1)
-    values = list(option) if OmegaConf.is_list(option) or isinstance(option, (list, tuple)) else [option]
-    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-        raise UserError(f"label={option}: give the tumor's label value(s) in the label volumes, e.g. label=1 or "
-                        f"label=[1,2]")
-    return tuple(sorted(set(values)))
+    return tuple(sorted(set(option if OmegaConf.is_list(option) else [option])))
+
+
+def held_values(case: Case, limits: dict[str, int]) -> set[int]:
+    """The values case's label volume holds; UserError when it is no label volume (a CT: negative or fractional
+    values, or more than MAX_LABEL_VALUES of them)."""
+    image = read_volume(case.label, **limits)  # held: the view below reads its buffer
+    values = np.unique(sitk.GetArrayViewFromImage(image))
+    fractional = not np.array_equal(values, np.round(values))
+    if len(values) > MAX_LABEL_VALUES or values[0] < 0 or fractional:
+        raise UserError(f"{case.label} is not a label volume ({len(values)} distinct values, {values[0]:g} to "
+                        f"{values[-1]:g}{', fractional ones among them' if fractional else ''}): a label volume "
+                        f"holds a few whole numbers >= 0 (0 background, 1 tumor, ...); name the label volumes, not "
+                        f"the CT images")
+    return {int(v) for v in values}
+
+
+def check_label_values(cases: list[Case], labels: tuple[int, ...], source: str, limits: dict[str, int]) -> None:
+    """Refuse a tumor label value that no label volume holds (its Dice would be 0 or undefined for every case), and
+    a label volume that is no label volume."""
+    held = set().union(*(held_values(case, limits) for case in cases))
+    missing = [v for v in labels if v not in held]
+    if missing:
+        shown, marked = sorted(held), sorted(held - {0})
+        listing = ", ".join(map(str, shown[:12])) + (", ..." if len(shown) > 12 else "")
+        fix = (f"choose label= from those, e.g. label={marked[0]}" if marked else
+               "they mark no structure: check the label volumes")
+        raise UserError(f"label={missing[0]} occurs in no label volume of {source} ({len(cases)} case(s)): they hold "
+                        f"{listing}; {fix}")
 
 
 def paired_cases(images: Path, labels: Path) -> list[Case]:

@@ -30,20 +30,17 @@ MASK_SUFFIXES = {".nrrd": ".nrrd", ".nhdr": ".nrrd", ".mha": ".mha", ".mhd": ".m
 
 
 class VolumeFiles(OutputFiles):
-    """OutputFiles that also writes volumes and DICOM datasets (claimed first, never through a symlink)."""
+    """OutputFiles that also writes volumes and DICOM datasets (claimed first, each in one step)."""
 
     def volume(self, path: Path, image: sitk.Image) -> None:
         """Write a volume (format from the suffix)."""
-        write_volume(image, self._target(path))
+        with self.writing(path) as temp:
+            write_volume(image, temp)
 
     def dataset(self, path: Path, dataset: pydicom.Dataset) -> None:
         """Write a DICOM dataset as a DICOM file (with its preamble and file meta)."""
-        target = self._target(path)
-        try:
-            dataset.save_as(target, enforce_file_format=True)
-        except OSError as err:
-            raise UserError(f"{target} could not be written ({err.strerror}): free space or choose another "
-                            f"output=") from None
+        with self.writing(path) as temp:
+            dataset.save_as(temp, enforce_file_format=True)
 
 
 def mask_path(out: Path, source: VolumeSource) -> Path:
@@ -68,10 +65,11 @@ def predict_volume(segmenter: Segmenter, source: VolumeSource, out: Path, writte
                    failures: list[str], advance=None) -> tuple[dict, PageSubject | None]:
     """Segment one volume and write its outputs; its summary row and its viewer entry (None without viewer).
 
-    options: series, max_voxels, window (volume_segment reads them from the cfg), viewer (true: write the layers).
+    options: series, limits (data.volumes.read_limits), window (volume_segment.window_of), viewer (true: write the
+    layers).
     advance(n): told of every n slices through the net.
     """
-    image = read_volume(source.path, options["series"], options["max_voxels"])
+    image = read_volume(source.path, options["series"], **options["limits"])
     slices, result = segment_volume(segmenter, image, options["window"], advance)
     masks = np.stack(result.masks)
     mask = mask_volume_like(masks, image)
@@ -100,10 +98,12 @@ def page_figures(figures: dict) -> dict:
 def write_seg(segmenter: Segmenter, source: VolumeSource, mask: sitk.Image, out: Path, written: VolumeFiles,
               options: dict, failures: list[str]) -> None:
     """The DICOM SEG of a DICOM volume's mask; a series highdicom cannot describe is reported and counted as a
-    failure (the mask file stands)."""
+    failure (the mask file stands); a failed write (a full disk) ends the command."""
     try:
-        files = volume_files(source.path, options["series"], options["max_voxels"])
-        written.dataset(seg_path(out, source), segmentation(files, mask, segmenter.model.path.name))
+        files = volume_files(source.path, options["series"], **options["limits"])
+        seg = segmentation(files, mask, segmenter.model.path.name)
     except UserError as err:
         failures.append(str(source.path))
         print(f"error: {err}", file=sys.stderr, flush=True)
+        return
+    written.dataset(seg_path(out, source), seg)

@@ -11,24 +11,13 @@ import SimpleITK as sitk
 from omegaconf import OmegaConf
 
 from tumorseg.data.tasks import chosen_window
-from tumorseg.data.volumes import MAX_VOXELS, slices_of
-from tumorseg.errors import UserError
+from tumorseg.data.volumes import slices_of
 from tumorseg.segment import Segmented, Segmenter
 
 
 def window_of(cfg) -> tuple[float, float] | None:
     """preprocess.window of a command's cfg: None (per-slice min-max) or (level, width) in HU."""
     return chosen_window(OmegaConf.select(cfg, "preprocess.window", default=None))
-
-
-def max_voxels_of(cfg) -> int:
-    """max_voxels= of a command's cfg (the largest volume read), checked."""
-    value = cfg.get("max_voxels")
-    if value is None:
-        return MAX_VOXELS
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise UserError(f"max_voxels={value!r} must be an int > 0: e.g. max_voxels={MAX_VOXELS}")
-    return value
 
 
 def segment_volume(segmenter: Segmenter, image: sitk.Image, window: tuple[float, float] | None,

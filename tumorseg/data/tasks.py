@@ -115,14 +115,8 @@ def chosen_labels(option, known: dict[int, str], path: Path) -> tuple[int, ...]:
 
 
 def chosen_window(option) -> tuple[float, float] | None:
-    """preprocess.window=null or [LEVEL,WIDTH]."""
-    if option is None:
-        return None
-    values = list(option) if OmegaConf.is_list(option) else None
-    if not values or len(values) != 2 or not all(isinstance(v, (int, float)) for v in values):
-        raise UserError(f"preprocess.window={option}: give null (per-slice min-max) or [LEVEL,WIDTH] in HU, "
-                        f"e.g. preprocess.window=[-600,1500]")
-    return float(values[0]), float(values[1])
+    """preprocess.window=null or [LEVEL,WIDTH] (checked by config_checks' rule set) as None or (level, width)."""
+    return None if option is None else (float(option[0]), float(option[1]))
 
 
 def check_grid(case: Case) -> None:

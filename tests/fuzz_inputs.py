@@ -1,0 +1,399 @@
+"""Small, odd inputs for the fuzz campaign (tests/test_fuzz.py), each built from a spec of plain data.
+
+A spec is a dict of numbers and strings (drawn by hypothesis, printed in a failure's report, replayable): the same
+spec always builds the same files. Builders write under a folder they are given and return what they wrote.
+"""
+
+import gzip
+import json
+import shutil
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import SimpleITK as sitk
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO / "tumorseg" / "reference"
+
+# ---------------------------------------------------------------------------------------------------------------------
+# volumes
+
+VOLUME_FORMATS = (".nii.gz", ".nii", ".nrrd", ".mha")
+DTYPES = ("uint8", "int8", "int16", "uint16", "int32", "uint32", "float32", "float64", "int64")
+DIRECTIONS = ("identity", "flip", "turn", "swap", "oblique")
+VOXELS = ("ct", "nan", "inf", "allnan", "constant", "noise", "vector")
+# Changes to a NIfTI header after writing (offsets of the NIfTI-1 header): spacing (pixdim[1..3]) zero, negative or
+# NaN; dims claiming a huge volume; a qform/sform that is not a rotation.
+HEADERS = (None, "zero_spacing", "negative_spacing", "nan_spacing", "huge_dims", "nan_sform", "bad_magic")
+
+
+def _direction(kind: str, seed: int) -> tuple[float, ...]:
+    if kind == "identity":
+        m = np.eye(3)
+    elif kind == "flip":
+        m = np.diag([-1.0, -1.0, 1.0])
+    elif kind == "swap":
+        m = np.array([[0.0, 1, 0], [1, 0, 0], [0, 0, -1]])
+    elif kind == "turn":
+        q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+        m = q * np.sign(np.linalg.det(q))
+    else:  # oblique: axes neither orthogonal nor of unit length (ITK still takes it)
+        m = np.array([[1.0, 0.3, 0], [0, 1, 0.2], [0.1, 0, 1]])
+    return tuple(float(v) for v in m.ravel())
+
+
+def volume_array(spec: dict) -> np.ndarray:
+    """The voxels of a volume spec, as a (z, y, x) array (SimpleITK's order)."""
+    x, y, z = spec["size"]
+    rng = np.random.default_rng(spec.get("seed", 0))
+    hu = rng.normal(-500, 400, size=(z, y, x))
+    hu[:, y // 4: 3 * y // 4, x // 4: 3 * x // 4] = 40  # a body
+    hu[z // 2, y // 2 - 1: y // 2 + 1, x // 2 - 1: x // 2 + 1] = 60  # a tiny "tumor"
+    voxels = spec.get("voxels", "ct")
+    if voxels == "constant":
+        hu[:] = 7
+    elif voxels == "noise":
+        hu = rng.uniform(-3e4, 3e4, size=hu.shape)
+    dtype = np.dtype(spec.get("dtype", "int16"))
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        array = np.clip(hu, info.min, info.max).astype(dtype)
+    else:
+        array = hu.astype(dtype)
+        if voxels == "nan":
+            array.flat[rng.integers(0, array.size, size=max(1, array.size // 50))] = np.nan
+        elif voxels == "inf":
+            array.flat[rng.integers(0, array.size, size=max(1, array.size // 50))] = np.inf
+            array.flat[0] = -np.inf
+        elif voxels == "allnan":
+            array[:] = np.nan
+    return array
+
+
+def volume_image(spec: dict, array: np.ndarray | None = None) -> sitk.Image:
+    array = volume_array(spec) if array is None else array
+    if spec.get("voxels") == "vector":  # two components a voxel (e.g. a colour or a vector field)
+        image = sitk.GetImageFromArray(np.stack([array, array], axis=-1), isVector=True)
+    else:
+        image = sitk.GetImageFromArray(array)
+    image.SetSpacing(tuple(float(s) for s in spec.get("spacing", (0.7, 0.7, 2.5))))
+    image.SetOrigin((12.5, -30.0, -200.0))
+    image.SetDirection(_direction(spec.get("direction", "identity"), spec.get("seed", 0)))
+    return image
+
+
+def _patch_nifti(data: bytes, header: str) -> bytes:
+    b = bytearray(data)
+    if header == "zero_spacing":
+        b[80:92] = struct.pack("<3f", 0.0, 0.0, 0.0)
+    elif header == "negative_spacing":
+        b[80:92] = struct.pack("<3f", -0.7, 0.7, -2.5)
+    elif header == "nan_spacing":
+        b[80:92] = struct.pack("<3f", float("nan"), 0.7, float("inf"))
+    elif header == "huge_dims":
+        b[42:48] = struct.pack("<3h", 32767, 32767, 32767)
+    elif header == "nan_sform":
+        b[280:328] = struct.pack("<12f", *[float("nan")] * 12)  # srow_x, srow_y, srow_z
+        b[252:256] = struct.pack("<h", 0) + b[254:256]  # qform_code 0: the (NaN) sform is the geometry
+    elif header == "bad_magic":
+        b[344:348] = b"xx1\0"
+    return bytes(b)
+
+
+def write_volume_spec(spec: dict, path: Path, array: np.ndarray | None = None) -> Path:
+    """Write a volume spec to path (its suffix the format), then apply its header patch and truncation."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = volume_image(spec, array)
+    header = spec.get("header")
+    if header and path.name.endswith((".nii", ".nii.gz")):
+        raw = path.with_name(path.name.replace(".nii.gz", ".nii") + ".raw.nii")
+        sitk.WriteImage(image, str(raw), False)
+        data = _patch_nifti(raw.read_bytes(), header)
+        raw.unlink()
+        path.write_bytes(gzip.compress(data, mtime=0) if path.name.endswith(".gz") else data)
+    else:
+        sitk.WriteImage(image, str(path), False)
+    truncate(path, spec.get("truncate"))
+    return path
+
+
+def truncate(path: Path, share: float | None) -> None:
+    """Cut a file to `share` of its bytes (None: leave it)."""
+    if share is not None:
+        data = path.read_bytes()
+        path.write_bytes(data[: int(len(data) * share)])
+
+
+def write_labels_like(spec: dict, path: Path, kind: str) -> Path:
+    """A label volume for a volume spec: on its grid, or on another, or with odd values."""
+    x, y, z = spec["size"]
+    labels = np.zeros((z, y, x), np.uint8)
+    labels[z // 2, y // 2 - 1: y // 2 + 1, x // 2 - 1: x // 2 + 1] = 1
+    lspec = {k: v for k, v in spec.items() if k not in ("voxels", "header", "truncate")} | {"dtype": "uint8"}
+    if kind == "other_grid":
+        lspec["size"] = (x + 1, y, max(1, z - 1))
+        labels = np.zeros((max(1, z - 1), y, x + 1), np.uint8)
+    elif kind == "other_spacing":
+        lspec["spacing"] = tuple(s * 2 for s in spec.get("spacing", (0.7, 0.7, 2.5)))
+    elif kind == "float":
+        lspec["dtype"] = "float32"
+        labels = labels.astype(np.float32) * 0.5
+        labels[0, 0, 0] = np.nan
+    elif kind == "big_values":
+        lspec["dtype"] = "int16"
+        labels = labels.astype(np.int16) * 300 - 1
+    elif kind == "empty":
+        labels[:] = 0
+    elif kind == "truncated":
+        lspec["truncate"] = 0.5
+    return write_volume_spec(lspec, path, labels)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# DICOM series
+
+DICOM_CHANGES = (None, "drop_middle", "same_position", "turned_slice", "truncated_slice", "junk_files", "two_series",
+                 "empty_slice", "no_pixels")
+
+
+def write_dicom_spec(spec: dict, folder: Path) -> Path:
+    import pydicom
+
+    from tumorseg.data.phantom3d import write_dicom_series
+
+    size = tuple(spec["size"][:2]) + (max(2, spec["size"][2]),)
+    write_dicom_series(folder, seed=spec.get("seed", 0), size=size)
+    files = sorted(folder.glob("*.dcm"))
+    change = spec.get("change")
+    middle = files[len(files) // 2]
+    if change == "drop_middle" and len(files) > 2:
+        middle.unlink()
+    elif change == "same_position":
+        ds = pydicom.dcmread(files[1])
+        ds.ImagePositionPatient = pydicom.dcmread(files[0]).ImagePositionPatient
+        ds.save_as(files[1])
+    elif change == "turned_slice":
+        ds = pydicom.dcmread(middle)
+        ds.ImageOrientationPatient = [0, 1, 0, 0, 0, 1]
+        ds.save_as(middle)
+    elif change == "truncated_slice":
+        truncate(middle, 0.6)
+    elif change == "junk_files":
+        (folder / "DICOMDIR").write_bytes(b"\0" * 200)
+        (folder / "notes.txt").write_text("not a slice\n")
+        (folder / "sub").mkdir()
+    elif change == "two_series":
+        write_dicom_series(folder, seed=spec.get("seed", 0) + 1, size=size, description="another series")
+    elif change == "empty_slice":
+        middle.write_bytes(b"")
+    elif change == "no_pixels":
+        ds = pydicom.dcmread(middle)
+        del ds.PixelData
+        ds.save_as(middle)
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 2D slice folders
+
+SLICE_CHANGES = ("empty_png", "text_as_png", "truncated_png", "png16", "color_jpg", "mask_size", "mask_values",
+                 "missing_mask", "extra_mask", "dir_named_png", "hidden_file", "pixel_bomb", "odd_name",
+                 "broken_symlink", "gif", "nan_tiff")
+
+
+def pixel_bomb_png(width: int = 60000, height: int = 60000) -> bytes:
+    """A PNG whose header claims width x height pixels over a few bytes of data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
+
+
+def write_slices(spec: dict, root: Path) -> Path:
+    """A phantom data set of small slices (train/ and val/), then the spec's changes to val/ (and train/)."""
+    from tumorseg.data.phantom import generate_phantom
+
+    generate_phantom(root, train_subjects=spec.get("train_subjects", 2), val_subjects=1, slices=spec.get("slices", 3),
+                     size=spec.get("size", 32), seed=spec.get("seed", 0))
+    (root / ".phantom.json").unlink(missing_ok=True)  # a user's data set, not a generated one
+    for change in spec.get("changes", ()):
+        for part in ("val", "train") if spec.get("both_parts") else ("val",):
+            _change_slices(root / part, change)
+    return root
+
+
+def _change_slices(part: Path, change: str) -> None:
+    images, masks = part / "images", part / "masks"
+    image = sorted(images.rglob("*.png"))[0]
+    subject = image.parent
+    mask = masks / image.relative_to(images)
+    if change == "empty_png":
+        (subject / "90.png").write_bytes(b"")
+        (masks / subject.name / "90.png").write_bytes(b"")
+    elif change == "text_as_png":
+        (subject / "91.png").write_text("this is not a picture\n")
+    elif change == "truncated_png":
+        truncate(image, 0.5)
+    elif change == "png16":
+        cv2.imwrite(str(subject / "92.png"), (np.arange(32 * 32).reshape(32, 32) * 60).astype(np.uint16))
+        cv2.imwrite(str(masks / subject.name / "92.png"), np.zeros((32, 32), np.uint8))
+    elif change == "color_jpg":
+        cv2.imwrite(str(subject / "93.jpg"), np.full((20, 24, 3), (10, 200, 30), np.uint8))
+    elif change == "mask_size" and mask.exists():
+        cv2.imwrite(str(mask), np.zeros((7, 5), np.uint8))
+    elif change == "mask_values" and mask.exists():
+        cv2.imwrite(str(mask), (np.arange(32 * 32).reshape(32, 32) % 256).astype(np.uint8))
+    elif change == "missing_mask":
+        mask.unlink(missing_ok=True)
+    elif change == "extra_mask":
+        cv2.imwrite(str(masks / subject.name / "94.png"), np.zeros((32, 32), np.uint8))
+    elif change == "dir_named_png":
+        (subject / "95.png").mkdir()
+    elif change == "hidden_file":
+        (subject / ".DS_Store").write_bytes(b"\0\1\2")
+        (subject / "Thumbs.db").write_bytes(b"\0")
+    elif change == "pixel_bomb":
+        (subject / "96.png").write_bytes(pixel_bomb_png())
+        (masks / subject.name / "96.png").write_bytes(pixel_bomb_png())
+    elif change == "odd_name":
+        shutil.copy(image, subject / "é ² [x]=1,2.png")
+    elif change == "broken_symlink":
+        (subject / "97.png").symlink_to(subject / "nowhere.png")
+    elif change == "gif":
+        (subject / "98.gif").write_bytes(b"GIF89a\1\0\1\0\0\0\0;")
+    elif change == "nan_tiff":
+        cv2.imwrite(str(subject / "99.tiff"), np.full((16, 16), np.nan, np.float32))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# MSD / nnU-Net task folders
+
+TASK_CHANGES = (None, "truncated_label", "label_grid", "nan_image", "bad_json", "json_without_training",
+                "float_label", "missing_label", "extra_files", "json_not_object", "truncated_image")
+
+
+def write_task(spec: dict, root: Path) -> Path:
+    """A small MSD or nnU-Net task of volume specs' cases, then the spec's change."""
+    from tumorseg.data.phantom3d import write_msd_task, write_nnunet_task
+
+    size = tuple(spec.get("size", (16, 16, 4)))
+    writer = write_msd_task if spec.get("kind", "msd") == "msd" else write_nnunet_task
+    writer(root, cases=spec.get("cases", 2), test_cases=0, seed=spec.get("seed", 0), size=size)
+    images, labels = sorted((root / "imagesTr").iterdir()), sorted((root / "labelsTr").iterdir())
+    change = spec.get("change")
+    vspec = {"size": size, "seed": spec.get("seed", 0), "direction": "flip"}
+    if change == "truncated_label":
+        truncate(labels[0], 0.5)
+    elif change == "truncated_image":
+        truncate(images[-1], 0.3)
+    elif change == "label_grid":
+        write_labels_like(vspec, labels[0], "other_grid")
+    elif change == "nan_image":
+        write_volume_spec(vspec | {"dtype": "float32", "voxels": "nan"}, images[0])
+    elif change == "float_label":
+        write_labels_like(vspec, labels[0], "float")
+    elif change == "bad_json":
+        (root / "dataset.json").write_text('{"training": [')
+    elif change == "json_without_training":
+        (root / "dataset.json").write_text(json.dumps({"name": "x", "labels": {"0": "background"}}))
+    elif change == "json_not_object":
+        (root / "dataset.json").write_text("[1, 2, NaN]")
+    elif change == "missing_label":
+        labels[-1].unlink()
+    elif change == "extra_files":
+        (root / "imagesTr" / "._hidden.nii.gz").write_bytes(b"\0\0")
+        (root / "labelsTr" / "README").write_text("labels\n")
+    return root
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# run dirs (report), model files (ship, export), archives (fetch)
+
+RUN_CHANGES = ("valid", "nan", "garbage", "list", "empty", "strings", "missing", "huge")
+
+
+def write_runs(spec: dict, root: Path) -> Path:
+    """Run dirs of finished runs as report reads them (metrics.json, .hydra/), each with its kind of metrics."""
+    for i, kind in enumerate(spec.get("runs", ("valid",))):
+        run = root / f"run{i}"
+        (run / ".hydra").mkdir(parents=True)
+        (run / ".hydra" / "config.yaml").write_text(
+            "approach:\n  name: split\nmodel:\n  _target_: tumorseg.models.unet.UNet\n  base_channels: 8\n"
+            "data:\n  image_size: 64\ntrainer:\n  max_epochs: 2\n" if i % 2 == 0 else ": : not yaml [\n")
+        metrics = {"val/dice": 0.5, "val/iou": 0.4, "test/dice": 0.45, "train/loss": 0.3, "epochs": 2, "minutes": 0.1}
+        text = {
+            "valid": json.dumps(metrics),
+            "nan": json.dumps({k: float("nan") for k in metrics}),  # NaN as JSON writes it (not strict JSON)
+            "garbage": "{not json",
+            "list": json.dumps([1, 2, 3]),
+            "empty": "",
+            "strings": json.dumps({k: "x" for k in metrics}),
+            "huge": json.dumps({k: 1e308 * 10 if k != "epochs" else 10 ** 40 for k in metrics}),
+        }.get(kind)
+        if text is not None:
+            (run / "metrics.json").write_text(text)
+    return root
+
+
+MODEL_KINDS = ("shipped", "truncated", "garbage", "empty", "onnx", "zip", "pickle")
+
+
+def write_model(kind: str, path: Path) -> Path:
+    """A model file of a kind: a copy of the shipped one, or a damaged or foreign file under a model's name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shipped = REFERENCE / "lung_unet.pt"
+    if kind == "shipped":
+        shutil.copyfile(shipped, path)
+    elif kind == "truncated":
+        path.write_bytes(shipped.read_bytes()[: 3 * 1024 * 1024])
+    elif kind == "garbage":
+        path.write_bytes(bytes(range(256)) * 16)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "onnx":
+        shutil.copyfile(REFERENCE / "lung_unet.int8.onnx", path)
+    elif kind == "zip":
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+    elif kind == "pickle":  # a pickle that would run code: must be refused by weights_only loading
+        path.write_bytes(b"\x80\x04\x95\x1d\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06getcwd\x94\x93\x94)R\x94.")
+    return path
+
+
+ARCHIVE_KINDS = ("valid", "garbage", "truncated", "traversal", "clash", "empty_zip", "bomb", "missing", "absolute")
+FOLDER = "LungTumorDetectionAndSegmentation"
+
+
+def write_archive(kind: str, path: Path) -> Path:
+    """A zip archive of a kind for fetch url=file://...: the expected layout, or a damaged or hostile one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "missing":
+        return path
+    if kind == "garbage":
+        path.write_bytes(b"PK\3\4" + bytes(100))
+        return path
+    png = cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes()
+    top = f"repo-main/{FOLDER}"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        if kind != "empty_zip":
+            for part in ("train", "val"):
+                for sub in ("images", "masks"):
+                    z.writestr(f"{top}/{part}/{sub}/Subject_1/0.png", png)
+        if kind == "traversal":
+            z.writestr(f"{top}/train/images/../../../../escape.png", png)
+        elif kind == "absolute":
+            z.writestr(f"/{top}/train/images/abs.png", png)
+        elif kind == "clash":
+            z.writestr(f"{top}/val/images/Subject_2", b"a file where a folder goes")
+            z.writestr(f"{top}/val/images/Subject_2/0.png", png)
+        elif kind == "bomb":
+            z.writestr(f"{top}/train/images/Subject_1/1.png", b"\0" * (4 << 20))
+    if kind == "truncated":
+        truncate(path, 0.6)
+    return path

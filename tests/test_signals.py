@@ -1,0 +1,64 @@
+"""Ctrl+C and SIGTERM end a command with one line (`interrupted: ...`), exit 130 and 143, and no temporary file."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tumorseg.data.phantom3d import write_msd_task, write_nifti
+
+SIZE = (64, 64, 24)
+SIGNALS = [(signal.SIGINT, 130, "Ctrl+C"), (signal.SIGTERM, 143, "SIGTERM")]
+
+
+def default_sigint() -> None:
+    """In the child: Ctrl+C's default disposition (a shell that starts a job in the background ignores SIGINT in it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def stopped(args: list[str], out: Path, pattern: str, sig: signal.Signals) -> tuple[int, str]:
+    """Start `python -m args`, send sig once a file matching pattern is written below out; (its status, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (out.is_dir() and any(out.rglob(pattern))):
+        time.sleep(0.01)
+    assert proc.poll() is None, "the command ended before the signal"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+def assert_one_line(status: int, err: str, command: str, wanted: int, why: str, out: Path) -> None:
+    assert status == wanted, (status, err[-2000:])
+    assert err.strip().splitlines() == [f"interrupted: {command} stopped ({why}); no partial file left"], err[-2000:]
+    assert not [p for p in out.rglob(".*") if "tmp" in p.name], "a temporary file was left"
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory) -> Path:
+    return write_msd_task(tmp_path_factory.mktemp("task") / "Task99_Phantom", cases=6, test_cases=0, size=SIZE)
+
+
+@pytest.mark.parametrize("sig, status, why", SIGNALS, ids=["SIGINT", "SIGTERM"])
+def test_convert_stopped_by_a_signal_says_so_in_one_line(sig, status, why, task, tmp_path):
+    out = tmp_path / "slices"
+    code, err = stopped(["tumorseg.convert", f"input={task}", f"output={out}", "slices=all"], out, "*.png", sig)
+    assert_one_line(code, err, "convert", status, why, out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, status, why", SIGNALS, ids=["SIGINT", "SIGTERM"])
+def test_predict_stopped_by_a_signal_says_so_in_one_line(sig, status, why, tmp_path):
+    volumes, out = tmp_path / "volumes", tmp_path / "out"
+    for seed in range(4):
+        write_nifti(volumes, f"case{seed}", seed=seed, size=(64, 64, 8))
+    code, err = stopped(["tumorseg.predict", f"input={volumes}", f"output={out}", "viewer=false", "tta=false",
+                         f"hydra.run.dir={tmp_path / 'run'}"], out, "*_mask.nii.gz", sig)
+    assert_one_line(code, err, "predict", status, why, out)
+    assert not (out / "summary.csv").exists()  # the run did not finish
