@@ -1,10 +1,17 @@
-"""The benchmark's quick mode runs end to end and writes its table and JSON."""
+"""The benchmark's quick mode runs end to end and writes its table and JSON; its options are checked first."""
 
+import dataclasses
+import importlib
 import json
+import pkgutil
 
+import pytest
 from hydra import compose, initialize_config_module
 
+import tumorseg.benchmark
+from tests.conftest import run_main
 from tumorseg.bench import run_bench
+from tumorseg.benchmark.settings import PARTS, settings_from
 from tumorseg.errors import UserError
 
 
@@ -42,18 +49,40 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
 
 
 def test_image_size_the_deepest_model_cannot_halve_is_refused(tmp_path):
-    import pytest
-
     with pytest.raises(UserError, match="image_size=80 does not divide by 32.*use image_size=64"):
         main(["quick=true", "image_size=80", f"out={tmp_path}"])
     assert not list(tmp_path.iterdir())
 
 
 def test_cuda_benchmark_without_a_gpu_says_so(tmp_path, monkeypatch):
-    import pytest
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(UserError, match="device=cuda, but torch sees no GPU"):
         main(["quick=true", "device=cuda", f"out={tmp_path}"])
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.parametrize("parts", ["[train,bogus]", "'train,bogus'", "bogus"])
+def test_an_unknown_part_is_refused_in_one_line(tmp_path, parts):
+    result = run_main("tumorseg.bench", f"parts={parts}", "quick=true", f"out={tmp_path / 'out'}")
+    assert result.returncode == 2, result.stderr[-1500:]
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "'bogus'" in result.stderr and ", ".join(PARTS) in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_settings_are_frozen_and_bench_holds_no_module_state():
+    options = {"device": "cpu", "quick": True, "parts": "segment,infer", "batch_size": 4, "image_size": 512,
+               "steps": 10, "out": "outputs/bench", "compile": None}
+    settings = settings_from(options)
+    assert (settings.parts, settings.image_size, settings.steps, settings.compile) == (("segment", "infer"), 128, 3,
+                                                                                      False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.device = "cuda"
+    modules = [importlib.import_module(f"tumorseg.benchmark.{m.name}") for m in
+               pkgutil.iter_modules(tumorseg.benchmark.__path__)]
+    for module in [importlib.import_module("tumorseg.bench"), *modules]:
+        mutable = [name for name, value in vars(module).items() if not name.startswith("__")
+                   and isinstance(value, (list, dict, set, bytearray))]
+        assert not mutable, f"{module.__name__} holds module-level mutable state: {mutable}"
