@@ -111,3 +111,146 @@ def test_runs_and_sweeps_go_under_outputs():
     assert re.fullmatch(f"{REPO}/outputs/{stamp}", cfg.hydra.run.dir)
     assert re.fullmatch(f"{REPO}/outputs/multirun/{stamp}", cfg.hydra.sweep.dir)
     assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"] == "${hydra.job.num}"
+
+
+def numeric_leaves(cfg) -> dict:
+    """{dotted key: value} of every number (or list holding numbers) a config sets, bools aside; interpolations
+    (a copy of another key) left out."""
+    from tumorseg.config_checks import leaves
+
+    def numeric(v):
+        return (isinstance(v, (int, float)) and not isinstance(v, bool)) or (
+            isinstance(v, list) and any(numeric(x) for x in v))
+
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    return {k: v for k, v in leaves(plain).items() if numeric(v)}
+
+
+# Numbers that are not the commands' options: Hydra's own, and albumentations' transforms (it checks their values);
+# augment_ranges.* are checked where they go: albumentations' transforms and module.device_augment.*'s rules.
+NOT_OPTIONS = ("hydra.", "augment.transforms", "augment_ranges.")
+COMMAND_CONFIGS = ["bench", "check", "convert", "evaluate", "export", "fetch", "predict", "report", "ship", "train"]
+
+
+def test_every_numeric_option_of_every_command_has_a_rule(tmp_path):
+    from hydra import compose, initialize_config_module
+
+    from tumorseg.cli import COMMANDS
+    from tumorseg.config_checks import RULES, check_config
+
+    assert sorted(COMMAND_CONFIGS) == sorted(COMMANDS)
+    configs = []
+    with initialize_config_module(config_module="tumorseg.conf", version_base="1.3"):
+        # paths.root_dir pinned where a config has it (data.root, a checked path, is under it)
+        configs += [compose(name, overrides=[f"paths.root_dir={REPO}"] if "paths: default" in
+                            (CONF / f"{name}.yaml").read_text() else []) for name in COMMAND_CONFIGS]
+    configs += [make_cfg([f"{group}={option}"], tmp_path) for group, option in OPTIONS]
+    found = {}
+    for cfg in configs:
+        check_config(cfg)  # every shipped default passes its rules
+        found.update(numeric_leaves(cfg))
+    unruled = sorted(k for k in found if not k.startswith(NOT_OPTIONS) and k not in RULES)
+    # max_extract_bytes: fetch's own check (it takes 1e9 too)
+    assert unruled == ["max_extract_bytes"], unruled
+
+
+def test_every_command_checks_its_config_in_its_main():
+    """Every command's main runs through exit_on_user_error, which checks the composed config (check_config)."""
+    import ast
+
+    from tumorseg.cli import COMMANDS
+
+    for module in COMMANDS.values():
+        tree = ast.parse((REPO / (module.replace(".", "/") + ".py")).read_text())
+        main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+        assert "exit_on_user_error" in [ast.unparse(d) for d in main.decorator_list], module
+
+
+def shipped_run_config() -> dict:
+    import torch
+
+    from tumorseg.model_file import REFERENCE_MODEL
+
+    shipped = torch.load(REFERENCE_MODEL, weights_only=True)["hyper_parameters"]["run_config"]
+    shipped["model"].setdefault("flat_steps", 0)  # an option added after it was trained, at its value then
+    return shipped
+
+
+def test_train_defaults_are_the_shipped_recipe(tmp_path):
+    """`tumorseg train approach=full`, no experiment: the shipped model's loss, augmentation, schedule, batch,
+    epochs (approach stays the user's: split by default)."""
+    shipped = shipped_run_config()
+    assert make_cfg([], tmp_path).approach.name == "split"
+    cfg = OmegaConf.to_container(make_cfg(["approach=full"], tmp_path), resolve=True)
+    for group in ("approach", "augment", "loss", "scheduler", "optimizer", "model"):
+        assert cfg[group] == shipped[group], group
+    assert (cfg["loss"]["alpha"], cfg["loss"]["beta"]) == (0.2, 0.8)
+    assert cfg["scheduler"]["_target_"] == "torch.optim.lr_scheduler.OneCycleLR"
+    assert len(cfg["augment"]["transforms"]) == 4
+    assert cfg["trainer"]["max_epochs"] == shipped["trainer"]["max_epochs"] == 16
+    assert cfg["data"]["batch_size"] == shipped["data"]["batch_size"] == 16
+    assert (cfg["data"]["context_slices"], cfg["seed"]) == (shipped["data"]["context_slices"], shipped["seed"])
+
+
+def test_lung_reference_is_the_defaults_with_approach_full(tmp_path):
+    defaults = OmegaConf.to_container(make_cfg(["approach=full"], tmp_path), resolve=True)
+    reference = OmegaConf.to_container(make_cfg(["experiment=lung_reference"], tmp_path), resolve=True)
+    assert reference.pop("task_name") == "lung_reference" and defaults.pop("task_name") == "train"
+    assert reference == defaults
+
+
+def test_evaluate_and_predict_share_one_inference_block():
+    """The options of the model and how it runs are said once (conf/inference/default.yaml): both commands
+    compose them at the top of their config, and neither file states one of them itself."""
+    import yaml
+    from hydra import compose, initialize_config_module
+
+    shared = yaml.safe_load((CONF / "inference/default.yaml").read_text())
+    assert {"ckpt_path", "threshold", "tta", "precision", "device", "runtime", "postprocess", "batch_size",
+            "max_pixels", "max_voxels", "preprocess", "viewer"} <= set(shared)
+    with initialize_config_module(config_module="tumorseg.conf", version_base="1.3"):
+        composed = {name: OmegaConf.to_container(compose(name, overrides=[f"paths.root_dir={REPO}"]))
+                    for name in ("evaluate", "predict")}
+    for name, cfg in composed.items():
+        assert {key: cfg[key] for key in shared} == shared, name
+        own = yaml.safe_load((CONF / f"{name}.yaml").read_text())
+        assert {"inference": "default"} in own["defaults"], name
+        assert not set(own) & set(shared), name
+
+
+def test_augment_ranges_are_said_once(tmp_path):
+    """augment=rotate, elastic, flip, all (albumentations) and device_all read their probabilities and ranges from
+    augment_ranges; the files state no number of their own."""
+    import yaml
+
+    for option in ("flip", "rotate", "elastic", "all", "device_all"):
+        text = (CONF / f"augment/{option}.yaml").read_text()
+        numbers = [line for line in text.splitlines() if re.search(r"^\s+(p|rotate|scale|translate\w*|alpha|sigma|"
+                                                                   r"\w+_limit|\w+_p|brightness|contrast): [-\d\[]",
+                                                                   line)]
+        assert numbers == [], (option, numbers)
+    ranges = yaml.safe_load((CONF / "augment_ranges/default.yaml").read_text())
+    cpu = OmegaConf.to_container(make_cfg(["augment=all"], tmp_path).augment, resolve=True)["transforms"]
+    device = OmegaConf.to_container(make_cfg(["augment=device_all"], tmp_path).module.device_augment, resolve=True)
+    flip, affine, elastic, light = cpu
+    assert flip["p"] == device["flip_p"] == ranges["flip_p"]
+    assert (affine["rotate"], affine["scale"], affine["translate_percent"], affine["p"]) == (
+        [-device["rotate"], device["rotate"]], device["scale"], [-device["translate"], device["translate"]],
+        device["affine_p"])
+    assert (elastic["alpha"], elastic["sigma"], elastic["p"]) == (
+        device["elastic_alpha"], device["elastic_sigma"], device["elastic_p"])
+    assert (light["brightness_limit"], light["contrast_limit"], light["p"]) == (
+        device["brightness"], device["contrast"], device["brightness_p"])
+    # one override moves both
+    moved = make_cfg(["augment=device_all", "augment_ranges.rotate=[-20,20]"], tmp_path).module.device_augment
+    assert moved.rotate == 20
+
+
+def test_trainer_options_are_written_alike():
+    """Every trainer option is a global config setting trainer.* (and data.* where needed)."""
+    import yaml
+
+    for path in sorted((CONF / "trainer").glob("*.yaml")):
+        text = path.read_text()
+        assert text.startswith("# @package _global_\n"), path.name
+        assert set(yaml.safe_load(text)) - {"defaults"} <= {"trainer", "data"}, path.name
