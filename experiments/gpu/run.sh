@@ -9,11 +9,12 @@
 # (experiments/gpu/slices.py pack). Results come back as $OUT/runs.tar.xz, $OUT/full-{A,D}.pt,
 # $OUT/bench/. A CPU dry run of the same script: see experiments/gpu/README.md.
 EPOCHS=${EPOCHS:-30}; MAXTIME=${MAXTIME:-00:00:04:15}; KILL=${KILL:-350}
-BENCH=${BENCH:---device cuda --batch-size 32}
+# ran at commit 9583ee8 as `bench --device cuda --batch-size 32 --out DIR`; bench takes key=value since c4515d8
+BENCH=${BENCH:-device=cuda batch_size=32}
 source "$(dirname "$0")/setup.sh"
 
 # The benchmark first, alone on the machine: its timings share nothing.
-timeout "${BENCH_KILL:-140}" $PY -m tumorseg.bench $BENCH --out "$OUT/bench" > "$RUNS/bench.log" 2>&1
+timeout "${BENCH_KILL:-140}" $PY -m tumorseg.bench $BENCH out="$OUT/bench" > "$RUNS/bench.log" 2>&1
 echo "bench: exit $?" >> "$RUNS/machine.txt"
 
 common="data.root=$DATA trainer=$TRAINER data.num_workers=2 +trainer.max_time=$MAXTIME callbacks.progress_bar=null +trainer.enable_progress_bar=false callbacks.prediction_pictures=null $EXTRA"

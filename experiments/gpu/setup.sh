@@ -26,8 +26,9 @@ train() {
 ship_last() {
   local run
   for run in "$@"; do
-    [ -f "$RUNS/$run/checkpoints/last.ckpt" ] && $PY -m tumorseg.ship "$RUNS/$run/checkpoints/last.ckpt" "$RUNS/$run.pt" \
-      >> "$RUNS/ship.log" 2>&1
+    # ran (commit 9583ee8) as `ship CKPT OUT`; key=value since c4515d8
+    [ -f "$RUNS/$run/checkpoints/last.ckpt" ] && $PY -m tumorseg.ship ckpt_path="$RUNS/$run/checkpoints/last.ckpt" \
+      output="$RUNS/$run.pt" overwrite=true >> "$RUNS/ship.log" 2>&1
   done
 }
 

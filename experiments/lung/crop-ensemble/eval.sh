@@ -15,8 +15,9 @@ score() {  # model, data folder, name
   cp $O/eval-$3/metrics.json $E/$3.json
 }
 ensemble() {  # part (fold0, fold1, full)
-  .venv/bin/python -m tumorseg.ship $O/s42-$1/checkpoints/last.ckpt $O/ensemble-$1.pt --threshold 0.3 --tta affine \
-    --ensemble $O/s7-$1/checkpoints/last.ckpt $O/s1-$1/checkpoints/last.ckpt
+  # ran at commit d4a30cc as `ship CKPT OUT --threshold 0.3 --tta affine --ensemble ...`; ship takes key=value since c4515d8
+  .venv/bin/python -m tumorseg.ship ckpt_path=$O/s42-$1/checkpoints/last.ckpt output=$O/ensemble-$1.pt threshold=0.3 \
+    tta=affine "ensemble=[$O/s7-$1/checkpoints/last.ckpt,$O/s1-$1/checkpoints/last.ckpt]" overwrite=true
 }
 if [ "${2:-folds}" = val ]; then
   ensemble full

@@ -1,5 +1,8 @@
 """Threshold sweep on the 5-fold CV predictions (RULES.md): one forward pass per fold, every threshold scored.
 
+Frozen: ran at commit 5c49a0d (2026-11-28; the flip sweep at 4a5c043, 2026-11-27); it imports APIs that have since
+changed. Kept as the record of what ran; not linted, not run.
+
     python experiments/lung/cv-threshold/sweep.py > experiments/lung/cv-threshold/sweep.json
     python experiments/lung/cv-threshold/sweep.py affine > experiments/lung/tta-affine/threshold-sweep.json
 """

@@ -2,6 +2,9 @@
 subsets, scored at several thresholds: split-X models on the 10 held-out subjects (the decision),
 full-X models on val (for the record).
 
+Frozen: ran at commit ff30299 (2026-11-27); it imports APIs that have since changed. Kept as the record of what
+ran; not linted, not run.
+
     python experiments/lung/gpu-h100-tversky/ensemble.py MODELS_DIR HELDOUT_DIR VAL_DIR > ensemble.txt
 
 MODELS_DIR holds split-X.pt and full-X.pt (README.md, "How it ran"); each model reads its own input

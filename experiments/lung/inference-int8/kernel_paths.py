@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_module
 
+from tumorseg import CONF_MODULE
 from tumorseg.evaluate import evaluate
-from tumorseg.onnx_model import OnnxNet
+from tumorseg.runtime import OnnxNet
 
 EMULATED_CPU = "Haswell-v4"  # AVX2 + FMA, no AVX-512, no VNNI
 RUN_BATCHES = """
@@ -35,15 +36,14 @@ np.savez(sys.argv[3], **{k: session.run(None, {"image": inputs[k]})[0] for k in 
 
 
 def score(model: Path, val: Path, forward) -> dict:
-    """evaluate's figures for model on val with OnnxNet.forward replaced by forward."""
+    """evaluate's figures for model on val with OnnxNet.forward replaced by forward (the command's defaults: the
+    model file's threshold and TTA; no viewer pages)."""
     original = OnnxNet.forward
     OnnxNet.forward = forward
     try:
-        with tempfile.TemporaryDirectory() as out:
-            cfg = OmegaConf.create(dict(ckpt_path=str(model), data_dir=str(val), split=None, threshold=None, tta=None,
-                                        precision="auto", device="cpu", batch_size=16,
-                                        postprocess={"min_size": 0, "seed_threshold": None, "largest_3d": False},
-                                        paths={"output_dir": out}))
+        with tempfile.TemporaryDirectory() as out, initialize_config_module(CONF_MODULE, version_base="1.3"):
+            cfg = compose("evaluate", overrides=[f"ckpt_path={model}", f"data_dir={val}", "device=cpu", "viewer=false",
+                                                 "paths.root_dir=.", f"paths.output_dir={out}"])
             return evaluate(cfg)
     finally:
         OnnxNet.forward = original

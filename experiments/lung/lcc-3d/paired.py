@@ -1,5 +1,8 @@
 """The shipped evaluation of one model on one folder, without and with LCC, from the same probabilities.
 
+Frozen: ran at commit da5e70e (2026-11-28; its figures committed up to 2fc949c the same day); it imports APIs that
+have since changed. Kept as the record of what ran; not linted, not run.
+
     python experiments/lung/lcc-3d/paired.py CKPT FOLDER OUT.json
 
 Same figures as `python -m tumorseg.evaluate ckpt_path=CKPT data_dir=FOLDER tta=affine threshold=0.3

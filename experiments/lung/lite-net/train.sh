@@ -9,7 +9,8 @@ O=outputs/lung/lite-cpu
 mkdir -p $O
 train() {  # name, approach overrides
   echo "$1 start $(date -u +%H:%M:%S)"
-  .venv/bin/python -m tumorseg.train experiment=lung_reference model=unet_lite $2 data.root=$D \
+  # ran at commit 620c344 with model=unet_lite, which became the default network (model=unet) at 591975f
+  .venv/bin/python -m tumorseg.train experiment=lung_reference model=unet $2 data.root=$D \
     hydra.run.dir=$O/$1 > $O/$1.log 2>&1
   echo "$1 end $(date -u +%H:%M:%S)"
 }

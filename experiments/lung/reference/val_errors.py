@@ -1,5 +1,8 @@
 """Where the shipped model loses per-subject Dice on val: a diagnosis, not a choice (val chooses nothing).
 
+Frozen: ran at commit 439b099 (2026-11-29); it imports APIs that have since changed. Kept as the record of what
+ran; not linted, not run.
+
     python experiments/lung/reference/val_errors.py DATA_ROOT     (writes val-errors.md and val-errors.png here)
 
 The model's probabilities (its stored affine TTA, fp32) on the 4 val subjects: per-subject Dice at

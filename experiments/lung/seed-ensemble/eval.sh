@@ -14,8 +14,9 @@ score() {  # model file or checkpoint, fold, name
 for f in 0 1; do
   T=outputs/lung/cv-fold$f-test
   [ -d $T ] || .venv/bin/python experiments/lung/cv-all-16ep-tversky/fold_dir.py $f $1 $T
-  .venv/bin/python -m tumorseg.ship outputs/lung/lite-cpu/fold$f/checkpoints/last.ckpt $O/ensemble-fold$f.pt \
-    --ensemble $O/fold$f/checkpoints/last.ckpt --threshold 0.3 --tta affine
+  # ran at commit a452d8b as `ship CKPT OUT --ensemble CKPT2 --threshold 0.3 --tta affine`; key=value since c4515d8
+  .venv/bin/python -m tumorseg.ship ckpt_path=outputs/lung/lite-cpu/fold$f/checkpoints/last.ckpt \
+    output=$O/ensemble-fold$f.pt "ensemble=[$O/fold$f/checkpoints/last.ckpt]" threshold=0.3 tta=affine overwrite=true
   score $O/fold$f/checkpoints/last.ckpt $f seed7-fold$f &
   score $O/ensemble-fold$f.pt $f ensemble-fold$f &
 done

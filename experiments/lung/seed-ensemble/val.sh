@@ -5,8 +5,9 @@
 set -euo pipefail
 O=outputs/lung/seed7
 E=experiments/lung/seed-ensemble/eval
-.venv/bin/python -m tumorseg.ship outputs/lung/lite-cpu/full/checkpoints/last.ckpt $O/ensemble-full.pt \
-  --ensemble $O/full/checkpoints/last.ckpt --threshold 0.3 --tta affine
+# ran at commit 95f2c9a as `ship CKPT OUT --ensemble CKPT2 --threshold 0.3 --tta affine`; key=value since c4515d8
+.venv/bin/python -m tumorseg.ship ckpt_path=outputs/lung/lite-cpu/full/checkpoints/last.ckpt output=$O/ensemble-full.pt \
+  "ensemble=[$O/full/checkpoints/last.ckpt]" threshold=0.3 tta=affine overwrite=true
 for p in 32 auto; do
   .venv/bin/python -m tumorseg.evaluate ckpt_path=$O/ensemble-full.pt data_dir=$1/val precision=$p \
     hydra.run.dir=$O/eval-val-$p > $O/eval-val-$p.log 2>&1

@@ -8,8 +8,9 @@ approach=$1 data=$2 tag=$3
 O=outputs/lung/seeds-bf16
 E=experiments/lung/seeds-bf16/eval
 mkdir -p $E
-.venv/bin/python -m tumorseg.ship $O/$approach-s42/checkpoints/last.ckpt $O/$approach-ensemble.pt \
-  --threshold 0.3 --tta affine --ensemble $O/$approach-s7/checkpoints/last.ckpt
+# ran at commit c20684e as `ship CKPT OUT --threshold 0.3 --tta affine --ensemble CKPT2`; key=value since c4515d8
+.venv/bin/python -m tumorseg.ship ckpt_path=$O/$approach-s42/checkpoints/last.ckpt output=$O/$approach-ensemble.pt \
+  threshold=0.3 tta=affine "ensemble=[$O/$approach-s7/checkpoints/last.ckpt]" overwrite=true
 for model in $O/$approach-s42/checkpoints/last.ckpt $O/$approach-s7/checkpoints/last.ckpt $O/$approach-ensemble.pt; do
   name=$(basename $(dirname $(dirname $model)))
   [ "${model##*.}" = pt ] && name=$approach-ensemble
