@@ -340,7 +340,9 @@ def resolve(value: str, paths: dict, root: Path) -> str:
         return value
     name, _, rest = value[1:].partition("/")
     base = {"in": root / "in", "out": root / "out", "missing": root / "missing" / "x", "cwd": root / "cwd",
-            "in_file": paths.get("input", root / "in")}[name]
+            "in_file": paths.get("input", root / "in")}.get(name)
+    if base is None:  # drawn text that merely starts with @: an option value as it is
+        return value
     return str(base / rest) if rest else str(base)
 
 
