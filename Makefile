@@ -34,7 +34,7 @@ demo: $(STAMP)  ## train on the embedded phantom data (both approaches), report,
 	$(BIN)/python -m tumorseg.predict input=data/phantom/val/images/Subject_10 output=$(DIR)/reference \
 	  hydra.run.dir=$(DIR)/reference
 	# the shipped model on a synthetic CT volume (NIfTI): a mask on its grid, summary.csv, the viewer page
-	$(BIN)/python -m tumorseg.data.phantom3d $(DIR)/volume
+	$(BIN)/python -m tumorseg.volumes.phantom $(DIR)/volume
 	$(BIN)/python -m tumorseg.predict input=$(DIR)/volume/images/phantom.nii.gz output=$(DIR)/volume-predictions \
 	  hydra.run.dir=$(DIR)/volume-predictions
 	@echo "demo runs:   $(DIR)/0 (approach=split), $(DIR)/1 (approach=full): checkpoints/, plots/, metrics.json"

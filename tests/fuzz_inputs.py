@@ -163,7 +163,7 @@ DICOM_CHANGES = (None, "drop_middle", "same_position", "turned_slice", "truncate
 def write_dicom_spec(spec: dict, folder: Path) -> Path:
     import pydicom
 
-    from tumorseg.data.phantom3d import write_dicom_series
+    from tumorseg.volumes.phantom import write_dicom_series
 
     size = tuple(spec["size"][:2]) + (max(2, spec["size"][2]),)
     write_dicom_series(folder, seed=spec.get("seed", 0), size=size)
@@ -280,7 +280,7 @@ TASK_CHANGES = (None, "truncated_label", "label_grid", "nan_image", "bad_json", 
 
 def write_task(spec: dict, root: Path) -> Path:
     """A small MSD or nnU-Net task of volume specs' cases, then the spec's change."""
-    from tumorseg.data.phantom3d import write_msd_task, write_nnunet_task
+    from tumorseg.volumes.phantom import write_msd_task, write_nnunet_task
 
     size = tuple(spec.get("size", (16, 16, 4)))
     writer = write_msd_task if spec.get("kind", "msd") == "msd" else write_nnunet_task

@@ -14,10 +14,10 @@ import pytest
 import SimpleITK as sitk
 
 from tests.conftest import run_main
-from tumorseg import volume_outputs
-from tumorseg.data.phantom3d import write_dicom_series, write_msd_task, write_nifti
-from tumorseg.data.volumes import read_volume
-from tumorseg.output_files import is_temp
+from tumorseg.files.output_files import is_temp
+from tumorseg.volumes.io import read_volume
+from tumorseg.volumes.phantom import write_dicom_series, write_msd_task, write_nifti
+from tumorseg.writers import volume_outputs
 
 SIZE = (64, 64, 16)
 FAST = ["tta=false", "threshold=0.2"]  # the shipped model, one view: a few seconds on 64 x 64 x 16

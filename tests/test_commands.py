@@ -11,9 +11,9 @@ from PIL import Image
 
 from tests.conftest import run_main, ship_main
 from tumorseg.errors import UserError
-from tumorseg.model_file import read
-from tumorseg.postprocess import remove_small
-from tumorseg.runtime import runner_for
+from tumorseg.inference.model_file import read
+from tumorseg.inference.postprocess import remove_small
+from tumorseg.inference.runtime import runner_for
 
 EVAL_KEYS = {"dice", "iou", "precision", "recall", "dice_per_slice", "dice_per_subject", "empty_fp_rate", "bce",
              "n_images", "n_subjects", "threshold", "tta", "inference_precision"}
@@ -78,8 +78,8 @@ def test_bf16_inference_is_used_and_stays_close_to_fp32(trained_run, data_dir, t
     from omegaconf import OmegaConf
 
     from tumorseg.evaluate import evaluate
-    from tumorseg.hardware import cpu_has_bf16
-    from tumorseg.segment import Segmenter, Settings
+    from tumorseg.inference.hardware import cpu_has_bf16
+    from tumorseg.inference.segment import Segmenter, Settings
 
     model = read(ckpt(trained_run))
     x = torch.randn(6, 1, model.preprocessing.image_size, model.preprocessing.image_size,
@@ -342,7 +342,7 @@ def test_ship_refuses_to_combine_different_models(trained_run, tmp_path):
 def test_ship_writes_only_where_it_is_told(trained_run, tmp_path):
     import hashlib
 
-    from tumorseg.model_file import REFERENCE_MODEL
+    from tumorseg.inference.model_file import REFERENCE_MODEL
 
     def digest(path):
         return hashlib.sha256(path.read_bytes()).hexdigest()

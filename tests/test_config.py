@@ -59,12 +59,7 @@ def test_original_study_experiments(experiment):
 
 
 def test_lung_reference_experiment_is_the_shipped_models_recipe(tmp_path):
-    import torch
-
-    from tumorseg.model_file import REFERENCE_MODEL
-
-    shipped = torch.load(REFERENCE_MODEL, weights_only=True)["hyper_parameters"]["run_config"]
-    shipped["model"].setdefault("flat_steps", 0)  # an option added after it was trained, at its value then
+    shipped = shipped_run_config()
     cfg = OmegaConf.to_container(make_cfg(["experiment=lung_reference"], tmp_path), resolve=True)
     for group in ("approach", "augment", "loss", "scheduler", "optimizer", "model"):
         assert cfg[group] == shipped[group], group
@@ -116,7 +111,7 @@ def test_runs_and_sweeps_go_under_outputs():
 def numeric_leaves(cfg) -> dict:
     """{dotted key: value} of every number (or list holding numbers) a config sets, bools aside; interpolations
     (a copy of another key) left out."""
-    from tumorseg.config_checks import leaves
+    from tumorseg.settings.run_dir import leaves
 
     def numeric(v):
         return (isinstance(v, (int, float)) and not isinstance(v, bool)) or (
@@ -136,7 +131,7 @@ def test_every_numeric_option_of_every_command_has_a_rule(tmp_path):
     from hydra import compose, initialize_config_module
 
     from tumorseg.cli import COMMANDS
-    from tumorseg.config_checks import RULES, check_config
+    from tumorseg.settings.rules import RULES, check_config
 
     assert sorted(COMMAND_CONFIGS) == sorted(COMMANDS)
     configs = []
@@ -169,11 +164,22 @@ def test_every_command_checks_its_config_in_its_main():
 def shipped_run_config() -> dict:
     import torch
 
-    from tumorseg.model_file import REFERENCE_MODEL
+    from tumorseg.inference.model_file import REFERENCE_MODEL
 
     shipped = torch.load(REFERENCE_MODEL, weights_only=True)["hyper_parameters"]["run_config"]
     shipped["model"].setdefault("flat_steps", 0)  # an option added after it was trained, at its value then
-    return shipped
+    return today_targets(shipped)
+
+
+def today_targets(node):
+    """A recorded config with its class paths (_target_) as today's code names them (settings.run_dir.today)."""
+    from tumorseg.settings.run_dir import today
+
+    if isinstance(node, dict):
+        return {k: today_targets(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [today_targets(v) for v in node]
+    return today(node)
 
 
 def test_train_defaults_are_the_shipped_recipe(tmp_path):

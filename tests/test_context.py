@@ -13,7 +13,7 @@ from tumorseg.data.context import context_table
 from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import find_pairs
 from tumorseg.errors import UserError
-from tumorseg.model_file import read
+from tumorseg.inference.model_file import read
 from tumorseg.train import train
 
 
@@ -97,8 +97,8 @@ def test_training_evaluate_and_predict_with_context_slices(run_25d, data_dir, tm
 def test_training_and_inference_stack_the_same_neighbours(run_25d, data_dir):
     """The dataset training reads and the segmentation path give each slice the same input channels."""
     from tumorseg.data.decode import read_gray
-    from tumorseg.data.sources import image_subjects
-    from tumorseg.segment import model_inputs
+    from tumorseg.inference.segment import model_inputs
+    from tumorseg.inference.sources import image_subjects
 
     run, _ = run_25d
     model = read(run / "checkpoints/last.ckpt")

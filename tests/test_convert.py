@@ -11,8 +11,9 @@ import pytest
 from tests.conftest import run_main
 from tumorseg.convert import pick_slices
 from tumorseg.data.layout import find_pairs
-from tumorseg.data.phantom3d import SIZE, case_names, write_msd_task, write_nnunet_task
-from tumorseg.data.volumes import read_volume, slice_stack, slices_of, write_volume
+from tumorseg.volumes.io import read_volume, write_volume
+from tumorseg.volumes.orientation import slice_stack, slices_of
+from tumorseg.volumes.phantom import SIZE, case_names, write_msd_task, write_nnunet_task
 
 CASES = case_names(3)
 

@@ -30,7 +30,7 @@ def test_pairs_match_by_relative_path_not_sort_order(tmp_path):
 
 
 def test_subject_folders_may_be_symlinks_and_a_link_loop_ends(tmp_path):
-    from tumorseg.data.sources import image_subjects
+    from tumorseg.inference.sources import image_subjects
 
     for kind in ("images", "masks"):
         write(tmp_path / f"store/{kind}/S7/3.png", blank(255 if kind == "masks" else 9))

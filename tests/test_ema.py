@@ -7,8 +7,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from tumorseg.callbacks import EMAWeights
 from tumorseg.train import train
+from tumorseg.training.callbacks import EMAWeights
 
 
 def test_ema_run_reports_what_its_checkpoint_gives(tiny_cfg, tmp_path):

@@ -9,9 +9,10 @@ import pytest
 
 from tests.conftest import TINY, make_cfg, run_main
 from tests.test_viewer import green_pixels, screenshot
-from tumorseg.data.phantom3d import write_msd_task
-from tumorseg.data.volumes import read_volume, slice_stack
-from tumorseg.volume_metrics import case_scores, components, dice, mean_scores, volume_figures
+from tumorseg.scoring.volume_metrics import case_scores, components, dice, mean_scores, volume_figures
+from tumorseg.volumes.io import read_volume
+from tumorseg.volumes.orientation import slice_stack
+from tumorseg.volumes.phantom import write_msd_task
 
 SIZE = (64, 64, 16)
 

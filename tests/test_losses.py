@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tumorseg.losses import DiceBCELoss, DiceLoss, FocalDiceLoss, TverskyLoss
+from tumorseg.training.losses import DiceBCELoss, DiceLoss, FocalDiceLoss, TverskyLoss
 
 LOSSES = [DiceLoss(), DiceBCELoss(), TverskyLoss(), FocalDiceLoss()]
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from tumorseg.metrics import SegMetrics, dice_of
+from tumorseg.scoring.metrics import SegMetrics, dice_of
 
 
 def masks(*pixel_lists, size=4):

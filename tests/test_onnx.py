@@ -12,10 +12,10 @@ from omegaconf import OmegaConf
 from tests.conftest import run_main
 from tumorseg.errors import UserError
 from tumorseg.evaluate import evaluate
-from tumorseg.model_file import read, write_onnx_metadata
+from tumorseg.inference.model_file import read, write_onnx_metadata
+from tumorseg.inference.onnx_export import for_export
+from tumorseg.inference.runtime import OnnxNet, runner_for
 from tumorseg.models import UNet
-from tumorseg.onnx_export import for_export
-from tumorseg.runtime import OnnxNet, runner_for
 
 
 def ckpt(run):
@@ -134,7 +134,7 @@ def test_an_onnx_file_without_tumorseg_metadata_is_refused(tmp_path):
 
 
 def test_metadata_carries_the_model_files_choices(exported, trained_run):
-    from tumorseg.model_file import read_onnx_metadata
+    from tumorseg.inference.model_file import read_onnx_metadata
 
     info = read_onnx_metadata(exported["32"])
     onnx_side, torch_side = read(exported["32"]), read(ckpt(trained_run))
@@ -157,7 +157,7 @@ def int8_weight_extremes(path) -> int:
 @pytest.mark.parametrize("which", ["phantom export", "shipped int8 file"])
 def test_int8_weights_cannot_saturate_the_avx2_kernels(which, exported):
     """Without VNNI, ONNX Runtime adds u8 x s8 products pairwise in int16: 2 x 255 x |w| must stay <= 32767."""
-    from tumorseg.model_file import REFERENCE_MODEL
+    from tumorseg.inference.model_file import REFERENCE_MODEL
 
     path = exported["int8"] if which == "phantom export" else REFERENCE_MODEL.with_name("lung_unet.int8.onnx")
     assert 2 * 255 * int8_weight_extremes(path) <= 32767
@@ -188,7 +188,7 @@ def emulated_avx2_logits(model, x: np.ndarray, tmp_path) -> np.ndarray:
 
 @pytest.mark.parametrize("which", ["phantom export", "shipped int8 file"])
 def test_int8_gives_the_same_logits_on_a_cpu_without_vnni(which, exported, tmp_path):
-    from tumorseg.model_file import REFERENCE_MODEL
+    from tumorseg.inference.model_file import REFERENCE_MODEL
 
     path = exported["int8"] if which == "phantom export" else REFERENCE_MODEL.with_name("lung_unet.int8.onnx")
     prep = read(path).preprocessing

@@ -15,8 +15,8 @@ import SimpleITK as sitk
 
 from tests.conftest import run_main
 from tumorseg.errors import UserError
-from tumorseg.output_files import OutputFiles, is_temp, temp_path
-from tumorseg.volume_outputs import VolumeFiles
+from tumorseg.files.output_files import OutputFiles, is_temp, temp_path
+from tumorseg.writers.volume_outputs import VolumeFiles
 
 
 def snapshot(root):
@@ -91,7 +91,7 @@ def test_a_full_disk_leaves_the_old_file_whole_and_no_temporary_file(tmp_path, m
     files = VolumeFiles(tmp_path, overwrite=True)
     files.claim([path])
     if kind == "text":
-        monkeypatch.setattr("tumorseg.output_files.open", lambda p, *a, **k: full_disk(p), raising=False)
+        monkeypatch.setattr("tumorseg.files.output_files.open", lambda p, *a, **k: full_disk(p), raising=False)
         write = functools.partial(files.text, path, "path,tumor_pixels\n")
     elif kind == "image":
         monkeypatch.setattr(cv2, "imwrite", full_disk)

@@ -9,7 +9,13 @@ import numpy as np
 import torch
 
 from tests.conftest import run_main
-from tumorseg.postprocess import drop_unseeded, largest_region, runs_of_slices, seeded_regions, subject_regions
+from tumorseg.inference.postprocess import (
+    drop_unseeded,
+    largest_region,
+    runs_of_slices,
+    seeded_regions,
+    subject_regions,
+)
 
 
 def blob(probs: np.ndarray, k: int, y: int, x: int, p: float) -> None:

@@ -12,10 +12,11 @@ from pydicom.data import get_testdata_file
 
 from tests.conftest import run_main
 from tests.test_viewer import red_pixels, screenshot
-from tumorseg.data.phantom3d import write_dicom_series, write_nifti
-from tumorseg.data.volumes import read_volume, slice_stack, volume_files, voxel_ml, write_volume
-from tumorseg.dicom_seg import seg_frames
-from tumorseg.volume_metrics import components
+from tumorseg.scoring.volume_metrics import components
+from tumorseg.volumes.io import read_volume, volume_files, voxel_ml, write_volume
+from tumorseg.volumes.orientation import slice_stack
+from tumorseg.volumes.phantom import write_dicom_series, write_nifti
+from tumorseg.writers.dicom_seg import seg_frames
 
 SIZE = (64, 64, 16)
 FAST = ["tta=false", "threshold=0.2"]  # the shipped model, one view: a few seconds on 64 x 64 x 16

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from tests.conftest import TINY, make_cfg, phantom_overrides, run_main
-from tumorseg.augment_device import DeviceAugment, inverse_affine_maps, step_generator, warp
 from tumorseg.errors import UserError
-from tumorseg.losses import ComponentTverskyLoss, TverskyLoss, component_labels, propagated_labels
-from tumorseg.model_file import read
+from tumorseg.inference.model_file import read
 from tumorseg.models import NETS, DeepLabV3Plus, SliceStackUNet, UNet
 from tumorseg.train import train
+from tumorseg.training.device_augment import DeviceAugment, inverse_affine_maps, step_generator, warp
+from tumorseg.training.losses import ComponentTverskyLoss, TverskyLoss, component_labels, propagated_labels
 
 # Every step off: the identity.
 OFF = dict(flip_p=0, affine_p=0, elastic_p=0, brightness_p=0)
@@ -155,7 +155,7 @@ def test_a_tiny_run_with_augment_device_all_augments_training_batches_only(data_
     assert metrics["val/dice"] is not None
     assert len(calls) == 2  # trainer.limit_train_batches=2; no validation or test batch
     model = read(run / "checkpoints" / "last.ckpt")  # weights_only: the checkpoint holds plain data only
-    assert model.run_config["module"]["device_augment"]["_target_"] == "tumorseg.augment_device.DeviceAugment"
+    assert model.run_config["module"]["device_augment"]["_target_"] == "tumorseg.training.device_augment.DeviceAugment"
     assert not any(k.startswith("device_augment") for k in model.weights)
 
 
@@ -318,7 +318,7 @@ def same_partition(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 @pytest.mark.parametrize("density", [0.3, 0.5, 0.7, 0.95])
 def test_device_labelling_matches_scipy_8_connected(density):
-    from tumorseg.postprocess import count_components
+    from tumorseg.inference.postprocess import count_components
 
     mask = (torch.rand(4, 1, 48, 48, generator=torch.Generator().manual_seed(1)) > density).float()
     mask[..., :3, :] = 0  # a box smaller than the slice
@@ -345,7 +345,7 @@ def test_loss_component_tversky_config_and_a_tiny_run(data_dir, tmp_path):
 
 
 def test_weights_follow_the_components():
-    from tumorseg.losses import component_weights
+    from tumorseg.training.losses import component_weights
 
     weights = component_weights(two_tumors())
     assert weights[0, 0, 2, 2].item() == pytest.approx(104 / (2 * 4))

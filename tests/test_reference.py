@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from tests.conftest import REPO, run_main
-from tumorseg.model_file import REFERENCE_MODEL, read
-from tumorseg.runtime import OnnxNet, runner_for
+from tumorseg.inference.model_file import REFERENCE_MODEL, read
+from tumorseg.inference.runtime import OnnxNet, runner_for
 
 CARD = REFERENCE_MODEL.with_name("MODEL_CARD.md")
 RECORDED = REPO / "experiments" / "lung" / "reference" / "evaluate-val.json"
@@ -29,7 +29,7 @@ def test_evaluate_and_predict_use_the_reference_model_without_ckpt_path(data_dir
     val = data_dir / "phantom" / "val"
     result = run_main("tumorseg.evaluate", f"data_dir={val}", f"hydra.run.dir={tmp_path / 'eval'}")
     assert result.returncode == 0, result.stderr[-2000:]
-    from tumorseg.hardware import cpu_has_bf16
+    from tumorseg.inference.hardware import cpu_has_bf16
 
     # runtime=auto: on a CPU without bf16 the shipped model's int8 export runs in its place
     expected = REFERENCE_MODEL if cpu_has_bf16() else REFERENCE_MODEL.with_name("lung_unet.int8.onnx")
@@ -97,7 +97,7 @@ def test_shipped_model_fp32_val_figures_are_the_recorded_ones(tmp_path):
 
 
 def test_shipped_files_carry_the_model_file_format_version():
-    from tumorseg.model_file import FORMAT_VERSION
+    from tumorseg.inference.model_file import FORMAT_VERSION
 
     assert read(REFERENCE_MODEL).version == FORMAT_VERSION
     assert read(REFERENCE_MODEL.with_name("lung_unet.int8.onnx")).version == FORMAT_VERSION
@@ -105,7 +105,7 @@ def test_shipped_files_carry_the_model_file_format_version():
 
 def test_files_written_before_the_format_version_still_load(tmp_path):
     """A model file of the layout before versions (no tumorseg_format key, flat ONNX metadata) reads as version 0."""
-    from tumorseg.model_file import read_onnx_metadata, write_onnx_metadata
+    from tumorseg.inference.model_file import read_onnx_metadata, write_onnx_metadata
 
     content = torch.load(REFERENCE_MODEL, weights_only=True)
     content.pop("tumorseg_format")

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from tests.conftest import REPO, TINY, phantom_overrides, run_cli, run_main
-from tumorseg.guards import NumericalFault
-from tumorseg.losses import DiceBCELoss
 from tumorseg.train import train
+from tumorseg.training.guards import NumericalFault
+from tumorseg.training.losses import DiceBCELoss
 
 # Long enough to be killed in the middle of an epoch; augment=all exercises seeded augmentation.
 RESUMABLE = ["trainer.max_epochs=6", "trainer.limit_train_batches=6", "augment=all", "model.base_channels=8",

@@ -6,10 +6,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import run_main
-from tumorseg import runtime
 from tumorseg.errors import UserError
-from tumorseg.model_file import REFERENCE_MODEL, read
-from tumorseg.segment import segmenter_for
+from tumorseg.inference import runtime
+from tumorseg.inference.model_file import REFERENCE_MODEL, read
+from tumorseg.inference.segment import segmenter_for
 
 
 def chosen(**options) -> str:

@@ -75,7 +75,7 @@ def test_two_fold_cross_validation_with_report(data_dir, tmp_path):
 
 
 def test_report_summarizes_each_cross_validated_setting_apart(tmp_path):
-    for recipe, ema in (("A", None), ("D", {"_target_": "tumorseg.callbacks.EMAWeights"})):
+    for recipe, ema in (("A", None), ("D", {"_target_": "tumorseg.training.callbacks.EMAWeights"})):
         for fold, dice in enumerate((0.2, 0.4)):
             run = tmp_path / f"cv-{recipe}-{fold}"
             (run / ".hydra").mkdir(parents=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tumorseg.data.phantom3d import write_msd_task, write_nifti
+from tumorseg.volumes.phantom import write_msd_task, write_nifti
 
 SIZE = (64, 64, 24)
 SIGNALS = [(signal.SIGINT, 130, "Ctrl+C"), (signal.SIGTERM, 143, "SIGTERM")]

@@ -121,7 +121,7 @@ def test_recipe_options_train(tiny_cfg, choice):
 @pytest.mark.slow
 def test_compiled_training_matches_and_its_checkpoint_loads_uncompiled(tiny_cfg, tmp_path):
     """module.compile=true trains the same net (loss within float noise) and leaves plain state_dict keys."""
-    from tumorseg.model_file import read
+    from tumorseg.inference.model_file import read
 
     # one level: the C++ build of each generated kernel is most of the time, and a level adds a dozen
     small = ("trainer.deterministic=true", "model.depth=1", "trainer.limit_val_batches=1")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tumorseg.errors import UserError
-from tumorseg.tta import augmented_probabilities, tta_choice
+from tumorseg.inference.tta import augmented_probabilities, tta_choice
 
 
 def blob(size: int = 64) -> torch.Tensor:

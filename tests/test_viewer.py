@@ -1,4 +1,4 @@
-"""The viewer page (tumorseg.viewer), rendered in headless Chromium and judged by its pixels."""
+"""The viewer page (tumorseg.writers.viewer), rendered in headless Chromium and judged by its pixels."""
 
 import json
 import os
@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tumorseg.output_files import OutputFiles
-from tumorseg.viewer import PageSubject, layer_paths, page_html, write_layers, write_page
+from tumorseg.files.output_files import OutputFiles
+from tumorseg.writers.viewer import PageSubject, layer_paths, page_html, write_layers, write_page
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 

@@ -1,5 +1,5 @@
 """A volume is read whole and meaningful, or refused: cut or damaged files, DICOM series without a grid, NaN or
-infinite voxels, planes over max_pixels (tumorseg.data.volumes.read_volume)."""
+infinite voxels, planes over max_pixels (tumorseg.volumes.io.read_volume)."""
 
 import gzip
 import shutil
@@ -11,9 +11,10 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from tumorseg.data.phantom3d import phantom_volume, write_dicom_series, write_nifti
-from tumorseg.data.volumes import read_volume, slices_of, volume_files, write_volume
 from tumorseg.errors import UserError
+from tumorseg.volumes.io import read_volume, volume_files, write_volume
+from tumorseg.volumes.orientation import slices_of
+from tumorseg.volumes.phantom import phantom_volume, write_dicom_series, write_nifti
 
 SMALL = (16, 16, 6)
 

@@ -1,4 +1,4 @@
-"""tumorseg.data.volumes and the 3D phantom: formats, geometry, the slice orientation, scaling, DICOM series."""
+"""tumorseg.volumes.io and the 3D phantom: formats, geometry, the slice orientation, scaling, DICOM series."""
 
 import numpy as np
 import pydicom
@@ -6,7 +6,11 @@ import pytest
 import SimpleITK as sitk
 from pydicom.data import get_testdata_file
 
-from tumorseg.data.phantom3d import (
+from tumorseg.errors import UserError
+from tumorseg.volumes.headers import is_volume
+from tumorseg.volumes.io import read_volume, voxel_ml, write_volume
+from tumorseg.volumes.orientation import CANONICAL, canonical, canonical_size, mask_volume_like, slice_stack, slices_of
+from tumorseg.volumes.phantom import (
     LABELS,
     SIZE,
     SPACING,
@@ -15,19 +19,6 @@ from tumorseg.data.phantom3d import (
     write_dicom_series,
     write_nifti,
 )
-from tumorseg.data.volumes import (
-    CANONICAL,
-    canonical,
-    canonical_size,
-    is_volume,
-    mask_volume_like,
-    read_volume,
-    slice_stack,
-    slices_of,
-    voxel_ml,
-    write_volume,
-)
-from tumorseg.errors import UserError
 
 
 def assert_same_geometry(a: sitk.Image, b: sitk.Image, tol: float = 1e-6) -> None:
@@ -249,7 +240,7 @@ def test_voxel_ml_follows_the_spacing():
 
 
 def test_the_demo_case_is_written_by_the_module_command(tmp_path, capsys):
-    from tumorseg.data import phantom3d
+    from tumorseg.volumes import phantom as phantom3d
 
     phantom3d.main([str(tmp_path)])
     image, label = read_volume(tmp_path / "images/phantom.nii.gz"), read_volume(tmp_path / "labels/phantom.nii.gz")

@@ -18,7 +18,7 @@ from tumorseg.benchmark.measure import measure
 from tumorseg.benchmark.report import as_json, markdown, report_paths
 from tumorseg.benchmark.settings import settings_from
 from tumorseg.errors import exit_on_user_error
-from tumorseg.output_files import OutputFiles
+from tumorseg.files.output_files import OutputFiles
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="bench")

@@ -8,7 +8,7 @@ per-slice scaling prediction uses) with its mask, 0/255, at `.../masks/<case>/<k
 every slice that holds the label and the first N without it in string order of their index (0, 1, 10, 100,
 ...), as the public lung slices were made. A finished case is recorded in `<output>/.convert/<case>.json` and
 skipped by a rerun with the same settings; a case cut short is written again. Every folder convert writes into or
-clears must be a real one below output= (tumorseg.output_files), checked for every case before the first write.
+clears must be a real one below output= (tumorseg.files.output_files), checked for every case before the first write.
 """
 
 import contextlib
@@ -22,11 +22,13 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from tumorseg import CONF_DIR
-from tumorseg.data.tasks import Case, check_grid, chosen_labels, chosen_window, task_cases
-from tumorseg.data.volumes import read_limits, read_volume, slice_stack, slices_of, volume_files
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.output_files import OutputFiles, check_apart, is_temp
-from tumorseg.progress import progress
+from tumorseg.files.output_files import OutputFiles, check_apart, is_temp
+from tumorseg.volumes.headers import read_limits
+from tumorseg.volumes.io import read_volume, volume_files
+from tumorseg.volumes.orientation import slice_stack, slices_of
+from tumorseg.volumes.tasks import Case, check_grid, chosen_labels, chosen_window, task_cases
+from tumorseg.writers.progress import progress
 
 RECORDS = ".convert"
 KINDS = ("images", "masks")

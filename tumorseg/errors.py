@@ -114,7 +114,7 @@ def exit_on_user_error(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from tumorseg.config_checks import check_config  # not at the top: config_checks imports this module
+        from tumorseg.settings.rules import check_config  # not at the top: settings.rules imports this module
 
         main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
         before = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None

@@ -19,20 +19,22 @@ from rich.table import Table
 from torch.nn import functional as F
 
 from tumorseg import CONF_DIR
-from tumorseg.config_checks import check_config
 from tumorseg.data.decode import MAX_PIXELS
-from tumorseg.data.sources import labelled_subjects, resolve_part
-from tumorseg.data.volumes import read_limits, read_volume, same_grid, slice_extent, slice_stack, voxel_ml
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.metrics import SegMetrics
-from tumorseg.output_files import OutputFiles
-from tumorseg.progress import progress
-from tumorseg.segment import Segmenter, segmenter_for
-from tumorseg.tta import describe
-from tumorseg.viewer import PageSubject, layer_paths, write_layers, write_page
-from tumorseg.volume_cases import evaluation_cases
-from tumorseg.volume_metrics import case_scores, mean_scores
-from tumorseg.volume_segment import segment_volume, window_of
+from tumorseg.files.output_files import OutputFiles
+from tumorseg.inference.segment import Segmenter, segmenter_for
+from tumorseg.inference.sources import labelled_subjects, resolve_part
+from tumorseg.inference.tta import describe
+from tumorseg.inference.volume_segment import segment_volume, window_of
+from tumorseg.scoring.cases import evaluation_cases
+from tumorseg.scoring.metrics import SegMetrics
+from tumorseg.scoring.volume_metrics import case_scores, mean_scores
+from tumorseg.settings.rules import check_config
+from tumorseg.volumes.headers import read_limits, same_grid
+from tumorseg.volumes.io import read_volume, slice_extent, voxel_ml
+from tumorseg.volumes.orientation import slice_stack
+from tumorseg.writers.progress import progress
+from tumorseg.writers.viewer import PageSubject, layer_paths, write_layers, write_page
 
 log = logging.getLogger("tumorseg")
 

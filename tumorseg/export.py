@@ -14,15 +14,15 @@ import torch
 from omegaconf import DictConfig
 
 from tumorseg import CONF_DIR
-from tumorseg.config_checks import check_config
 from tumorseg.data.decode import read_gray
-from tumorseg.data.sources import image_subjects
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.model_file import ModelFile, model_path, onnx_metadata, read, write_onnx_metadata
-from tumorseg.onnx_export import export_onnx, quantize_int8
-from tumorseg.output_files import replacing
-from tumorseg.runtime import runner_for
-from tumorseg.segment import model_inputs
+from tumorseg.files.output_files import replacing
+from tumorseg.inference.model_file import ModelFile, model_path, onnx_metadata, read, write_onnx_metadata
+from tumorseg.inference.onnx_export import export_onnx, quantize_int8
+from tumorseg.inference.runtime import runner_for
+from tumorseg.inference.segment import model_inputs
+from tumorseg.inference.sources import image_subjects
+from tumorseg.settings.rules import check_config
 
 
 def calibration_batches(model: ModelFile, folder: str | None, slices: int, batch: int = 8) -> list[np.ndarray]:

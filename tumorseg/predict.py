@@ -4,7 +4,8 @@
 
 2D images (PNG, JPEG, TIFF, BMP; a folder of them): masks/ and overlays/ per image, a summary row per image. A CT
 volume (NIfTI, NRRD, MetaImage, a DICOM file or series folder; a folder of volumes): one subject each, with the
-outputs of tumorseg.volume_outputs and a summary row per volume. Both write index.html (tumorseg.viewer).
+outputs of tumorseg.writers.volume_outputs and a summary row per volume. Both write index.html
+(tumorseg.writers.viewer).
 """
 
 import csv
@@ -19,20 +20,21 @@ import torch
 from omegaconf import DictConfig
 
 from tumorseg import CONF_DIR
-from tumorseg.config_checks import check_config
 from tumorseg.data.decode import read_gray
-from tumorseg.data.sources import Subject, VolumeSource, image_subjects, truth_beside, volume_sources
-from tumorseg.data.volumes import read_limits, slice_extent
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.output_files import OutputFiles, check_apart
-from tumorseg.pictures import bgr, overlay
-from tumorseg.postprocess import count_components
-from tumorseg.progress import progress
-from tumorseg.segment import Segmenter, segmenter_for
-from tumorseg.viewer import PageSubject, layer_paths, write_layers, write_page
-from tumorseg.volume_outputs import COLUMNS, VolumeFiles, planned, predict_volume
-from tumorseg.volume_outputs import FIELDS as VOLUME_FIELDS
-from tumorseg.volume_segment import window_of
+from tumorseg.files.output_files import OutputFiles, check_apart
+from tumorseg.inference.postprocess import count_components
+from tumorseg.inference.segment import Segmenter, segmenter_for
+from tumorseg.inference.sources import Subject, VolumeSource, image_subjects, truth_beside, volume_sources
+from tumorseg.inference.volume_segment import window_of
+from tumorseg.settings.rules import check_config
+from tumorseg.volumes.headers import read_limits
+from tumorseg.volumes.io import slice_extent
+from tumorseg.writers.pictures import bgr, overlay
+from tumorseg.writers.progress import progress
+from tumorseg.writers.viewer import PageSubject, layer_paths, write_layers, write_page
+from tumorseg.writers.volume_outputs import COLUMNS, VolumeFiles, planned, predict_volume
+from tumorseg.writers.volume_outputs import FIELDS as VOLUME_FIELDS
 
 FIELDS = ("path", "tumor_pixels", "tumor_fraction", "max_probability", "components")
 log = logging.getLogger("tumorseg")

@@ -17,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.output_files import replace_text
+from tumorseg.files.output_files import replace_text
 
 # (header, metrics.json key); the original study's loss columns first.
 COLUMNS = [("epochs", "epochs"), ("train min", "fit_minutes"),

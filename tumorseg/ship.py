@@ -19,11 +19,11 @@ import torch
 from omegaconf import DictConfig
 
 from tumorseg import CONF_DIR
-from tumorseg.config_checks import check_config
 from tumorseg.errors import UserError, exit_on_user_error
-from tumorseg.model_file import Stored, combine, read, save
-from tumorseg.output_files import replacing
-from tumorseg.runtime import runner_for
+from tumorseg.files.output_files import replacing
+from tumorseg.inference.model_file import Stored, combine, read, save
+from tumorseg.inference.runtime import runner_for
+from tumorseg.settings.rules import check_config
 
 
 def ship(ckpt_path: str | Path, out: str | Path, threshold: float = 0.5, tta: bool | str = False,

@@ -17,12 +17,13 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from tumorseg import CONF_DIR, model_file
-from tumorseg.config_checks import check_compiler, check_config
+from tumorseg import CONF_DIR
 from tumorseg.errors import Terminated, UserError, exit_on_user_error
+from tumorseg.files.output_files import replace_text
+from tumorseg.inference import model_file
 from tumorseg.models import check_image_size
-from tumorseg.output_files import replace_text
-from tumorseg.plots import save_curves, save_prediction_grid
+from tumorseg.settings.rules import check_compiler, check_config
+from tumorseg.training.plots import save_curves, save_prediction_grid
 
 log = logging.getLogger("tumorseg")
 
@@ -79,7 +80,25 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
         raise UserError(f"{option}={path} holds a different net ({differ}): continue with the "
                         "checkpoint's model settings, or start from its weights with init_from= only if the nets "
                         "match")
+    check_schedule_length(cfg, OmegaConf.create(stored.run_config or {}), f"{option}={path}")
     return str(path)
+
+
+# What fixes a one-cycle schedule's length (its total steps) when it starts
+SCHEDULE_LENGTH = ("trainer.max_epochs", "trainer.limit_train_batches", "data.batch_size")
+
+
+def check_schedule_length(cfg: DictConfig, recorded: DictConfig, given: str) -> None:
+    """A one-cycle schedule cannot be continued over more (or fewer) steps than it started with: refuse a resume
+    that changes its length, before training (else a scheduler traceback mid-epoch)."""
+    if not str(OmegaConf.select(cfg, "scheduler._target_", default="")).endswith("OneCycleLR"):
+        return
+    for key in SCHEDULE_LENGTH:
+        old, new = OmegaConf.select(recorded, key, default=None), OmegaConf.select(cfg, key, default=None)
+        if old is not None and old != new:
+            raise UserError(f"{given} was trained on a one-cycle schedule with {key}={old}, this run says {key}={new}: "
+                            f"one-cycle's length is fixed when it starts; keep {key}={old}, or start a new schedule "
+                            f"from its weights (init_from=, or scheduler=cosine)")
 
 
 def initial_weights(cfg: DictConfig) -> dict | None:

@@ -12,8 +12,8 @@ from hydra.utils import instantiate
 from tumorseg.benchmark.configs import SETTINGS, train_config
 from tumorseg.benchmark.settings import BenchSettings
 from tumorseg.benchmark.timing import autocast, calls_per_s
-from tumorseg.onnx_export import export_onnx, quantize_int8
-from tumorseg.runtime import OnnxNet
+from tumorseg.inference.onnx_export import export_onnx, quantize_int8
+from tumorseg.inference.runtime import OnnxNet
 
 Run = Callable[[torch.Tensor], object]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from tumorseg.benchmark.timing import calls_per_s
-from tumorseg.hardware import cpu_has_bf16, cpu_has_vnni
+from tumorseg.inference.hardware import cpu_has_bf16, cpu_has_vnni
 
 
 def machine() -> dict:

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from omegaconf import OmegaConf
 
 from tumorseg.benchmark.settings import BenchSettings
-from tumorseg.hardware import cpu_has_bf16
+from tumorseg.inference.hardware import cpu_has_bf16
 
 # way: (runtime=, precision=). "auto" is what this machine gets by default.
 WAYS = MappingProxyType({
@@ -23,7 +23,7 @@ FP32, INT8 = "PyTorch fp32", "ONNX Runtime int8"  # how the summary finds those 
 def segment_rates(root: Path, settings: BenchSettings) -> dict[str, dict]:
     """'way': {slices_per_s, runs (as the runner describes itself), model (file name)} on root's val slices."""
     from tumorseg.data.decode import read_gray
-    from tumorseg.segment import segmenter_for
+    from tumorseg.inference.segment import segmenter_for
 
     files = sorted((root / "val" / "images").rglob("*.png"))[:settings.segment_slices]
     slices, names = [read_gray(f) for f in files], [Path(f.name) for f in files]

@@ -12,7 +12,7 @@ from tumorseg.benchmark.configs import COMPILED_SETTINGS, OTHER_MODELS, SETTINGS
 from tumorseg.benchmark.settings import BenchSettings
 from tumorseg.benchmark.timing import autocast, sync
 from tumorseg.data import SegDataModule
-from tumorseg.module import SegModule
+from tumorseg.training.module import SegModule
 
 
 class Throughput(L.Callback):

@@ -12,10 +12,11 @@ from tumorseg.benchmark.settings import BenchSettings
 
 def volume_rates(settings: BenchSettings, tmp: Path) -> dict[str, dict]:
     """'TTA': {slices_per_s, runs, slices}; the volume is written below tmp."""
-    from tumorseg.data.phantom3d import write_nifti
-    from tumorseg.data.volumes import mask_volume_like, read_volume, write_volume
-    from tumorseg.segment import segmenter_for
-    from tumorseg.volume_segment import segment_volume
+    from tumorseg.inference.segment import segmenter_for
+    from tumorseg.inference.volume_segment import segment_volume
+    from tumorseg.volumes.io import read_volume, write_volume
+    from tumorseg.volumes.orientation import mask_volume_like
+    from tumorseg.volumes.phantom import write_nifti
 
     slices = settings.volume_slices
     image_path, _ = write_nifti(tmp / "volume", "ct", size=(512, 512, slices))

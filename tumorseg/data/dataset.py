@@ -12,7 +12,7 @@ from tumorseg.data.decode import Pair, load_pair
 from tumorseg.data.layout import Sample
 from tumorseg.data.problems import Problems
 from tumorseg.errors import UserError
-from tumorseg.preprocessing import Preprocessing, resize_mask
+from tumorseg.data.preprocessing import Preprocessing, resize_mask
 
 
 class SegDataset(Dataset):

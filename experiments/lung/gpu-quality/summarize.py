@@ -67,7 +67,7 @@ def decide(arm: str, rows: list[dict], control: list[dict], n_folds: int) -> tup
 
 def slim(ckpt: Path, out: Path) -> Path:
     """The checkpoint's net as a tumorseg model file in fp16 (no optimizer state); every command reads it as fp32."""
-    from tumorseg import model_file
+    from tumorseg.inference import model_file
 
     model = model_file.read(ckpt)
     half = {k: v.half() if v.is_floating_point() else v for k, v in model.weights.items()}

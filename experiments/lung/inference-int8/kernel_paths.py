@@ -24,7 +24,7 @@ from hydra import compose, initialize_config_module
 
 from tumorseg import CONF_MODULE
 from tumorseg.evaluate import evaluate
-from tumorseg.runtime import OnnxNet
+from tumorseg.inference.runtime import OnnxNet
 
 EMULATED_CPU = "Haswell-v4"  # AVX2 + FMA, no AVX-512, no VNNI
 RUN_BATCHES = """

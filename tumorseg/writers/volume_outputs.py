@@ -12,16 +12,17 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
-from tumorseg.data.sources import VolumeSource
-from tumorseg.data.volumes import mask_volume_like, read_volume, volume_files, voxel_ml, write_volume
-from tumorseg.dicom_seg import segmentation
 from tumorseg.errors import UserError
-from tumorseg.output_files import OutputFiles
-from tumorseg.pictures import bgr, overlay
-from tumorseg.segment import Segmenter
-from tumorseg.viewer import PageSubject, layer_paths, write_layers
-from tumorseg.volume_metrics import volume_figures
-from tumorseg.volume_segment import segment_volume
+from tumorseg.files.output_files import OutputFiles
+from tumorseg.inference.segment import Segmenter
+from tumorseg.inference.sources import VolumeSource
+from tumorseg.inference.volume_segment import segment_volume
+from tumorseg.scoring.volume_metrics import volume_figures
+from tumorseg.volumes.io import read_volume, volume_files, voxel_ml, write_volume
+from tumorseg.volumes.orientation import mask_volume_like
+from tumorseg.writers.dicom_seg import segmentation
+from tumorseg.writers.pictures import bgr, overlay
+from tumorseg.writers.viewer import PageSubject, layer_paths, write_layers
 
 FIELDS = ("path", "slices", "tumor_voxels", "tumor_ml", "components", "largest_ml", "first_slice", "last_slice",
           "max_probability")

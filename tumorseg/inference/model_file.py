@@ -22,18 +22,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tumorseg.data.preprocessing import Preprocessing
 from tumorseg.errors import UserError
+from tumorseg.files.output_files import replacing
+from tumorseg.inference.tta import tta_choice
 from tumorseg.models import LogitMean, build_net
-from tumorseg.output_files import replacing
-from tumorseg.preprocessing import Preprocessing
-from tumorseg.tta import tta_choice
 
 FORMAT_VERSION = 1
 FORMAT_KEY = "tumorseg_format"
 METADATA_KEY = "tumorseg"
 SUFFIXES = (".ckpt", ".pt", ".onnx")
 # The shipped lung CT model (weights and config only); its model card sits beside it.
-REFERENCE_MODEL = Path(__file__).resolve().parent / "reference" / "lung_unet.pt"
+REFERENCE_MODEL = Path(__file__).resolve().parents[1] / "reference" / "lung_unet.pt"  # tumorseg/reference/
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class ModelFile:
         return self.onnx_precision is not None
 
     def net(self) -> nn.Module:
-        """The net with its weights, in eval mode (a PyTorch net; an .onnx is run by tumorseg.runtime)."""
+        """The net with its weights, in eval mode (a PyTorch net; an .onnx is run by tumorseg.inference.runtime)."""
         if self.is_onnx:
             raise UserError(f"{self.path} is an ONNX model: it has no PyTorch weights; use the .ckpt or .pt it "
                             f"came from")

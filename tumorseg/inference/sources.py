@@ -14,9 +14,9 @@ import numpy as np
 from tumorseg.data.decode import load_pair, read_gray
 from tumorseg.data.layout import IMAGE_EXTS, PARTS, Sample, files_below, find_pairs, subject_of
 from tumorseg.data.problems import Problems
-from tumorseg.data.tasks import volume_name
-from tumorseg.data.volumes import has_volume_suffix, is_dicom_file, is_volume
 from tumorseg.errors import UserError
+from tumorseg.volumes.headers import has_volume_suffix, is_dicom_file, is_volume
+from tumorseg.volumes.tasks import volume_name
 
 # Folders of ground truth beside the images, never read as inputs: the slice layout's and the task folders'.
 TRUTH_FOLDERS = ("masks", "labels", "labelsTr", "labelsTs")

@@ -13,9 +13,9 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics import MeanMetric
 
-from tumorseg import model_file
-from tumorseg.augment_device import step_generator
-from tumorseg.metrics import SegMetrics
+from tumorseg.inference import model_file
+from tumorseg.scoring.metrics import SegMetrics
+from tumorseg.training.device_augment import step_generator
 
 STAGES = ("train", "val", "test")
 log = logging.getLogger("tumorseg")

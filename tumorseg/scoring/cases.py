@@ -18,10 +18,11 @@ import numpy as np
 import SimpleITK as sitk
 from omegaconf import OmegaConf
 
-from tumorseg.data.sources import volume_sources
-from tumorseg.data.tasks import Case, check_grid, chosen_labels, task_cases
-from tumorseg.data.volumes import read_limits, read_volume
 from tumorseg.errors import UserError
+from tumorseg.inference.sources import volume_sources
+from tumorseg.volumes.headers import read_limits
+from tumorseg.volumes.io import read_volume
+from tumorseg.volumes.tasks import Case, check_grid, chosen_labels, task_cases
 
 CHANNEL_SUFFIX = "_0000"
 # A label volume holds a few values (0 and its structures' labels); a CT image thousands, and negative ones.

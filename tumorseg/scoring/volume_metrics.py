@@ -1,14 +1,14 @@
 """3D figures of predicted tumor masks: volume in mL, 3D components, per-case Dice, volume error and detection.
 
 Components are 26-connected (touching by a corner across neighbouring slices links), as the 3D post-processing
-counts them (tumorseg.postprocess.CUBE). Dice follows the MSD / nnU-Net convention: 2|P∩T| / (|P| + |T|) per case,
-undefined (None) for a case with neither truth nor prediction, and such cases are left out of the mean.
+counts them (tumorseg.inference.postprocess.CUBE). Dice follows the MSD / nnU-Net convention: 2|P∩T| / (|P| + |T|)
+per case, undefined (None) for a case with neither truth nor prediction, and such cases are left out of the mean.
 """
 
 import numpy as np
 from scipy import ndimage
 
-from tumorseg.postprocess import CUBE
+from tumorseg.inference.postprocess import CUBE
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, int]:

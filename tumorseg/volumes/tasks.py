@@ -10,8 +10,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from tumorseg.data.volumes import read_header, same_grid
 from tumorseg.errors import UserError
+from tumorseg.volumes.headers import read_header, same_grid
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from tumorseg.output_files import imwrite, replacing
+from tumorseg.files.output_files import imwrite, replacing
 
 PRED_RGB = (255, 40, 40)
 TRUTH_RGB = (40, 255, 40)

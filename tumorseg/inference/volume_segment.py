@@ -1,4 +1,4 @@
-"""A CT volume through the one segmentation path (tumorseg.segment) as one subject.
+"""A CT volume through the one segmentation path (tumorseg.inference.segment) as one subject.
 
     volume -> slices_of (canonical orientation; per-slice min-max or preprocess.window) -> Segmenter.subject with
     slice k named `k.png` (so 2.5D neighbours and the 3D post-processing go by the slice index)
@@ -10,9 +10,9 @@ import numpy as np
 import SimpleITK as sitk
 from omegaconf import OmegaConf
 
-from tumorseg.data.tasks import chosen_window
-from tumorseg.data.volumes import slices_of
-from tumorseg.segment import Segmented, Segmenter
+from tumorseg.inference.segment import Segmented, Segmenter
+from tumorseg.volumes.orientation import slices_of
+from tumorseg.volumes.tasks import chosen_window
 
 
 def window_of(cfg) -> tuple[float, float] | None:

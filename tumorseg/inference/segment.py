@@ -5,7 +5,7 @@
     -> small components removed
 
 `evaluate` is this plus metrics, `predict` this plus writers; training's dataset and the ONNX export read slices
-through the same tumorseg.preprocessing.Preprocessing.
+through the same tumorseg.data.preprocessing.Preprocessing.
 """
 
 from dataclasses import dataclass
@@ -18,12 +18,12 @@ import torch
 
 from tumorseg.data.context import context_table
 from tumorseg.data.layout import slice_index
+from tumorseg.data.preprocessing import Preprocessing
 from tumorseg.errors import UserError
-from tumorseg.model_file import ModelFile, model_path, read
-from tumorseg.postprocess import remove_small, subject_regions
-from tumorseg.preprocessing import Preprocessing
-from tumorseg.runtime import Runner, chosen_model, runner_for
-from tumorseg.tta import augmented_probabilities, tta_choice
+from tumorseg.inference.model_file import ModelFile, model_path, read
+from tumorseg.inference.postprocess import remove_small, subject_regions
+from tumorseg.inference.runtime import Runner, chosen_model, runner_for
+from tumorseg.inference.tta import augmented_probabilities, tta_choice
 
 
 def model_inputs(preprocessing: Preprocessing, slices: list[np.ndarray], names: list[Path]) -> np.ndarray:

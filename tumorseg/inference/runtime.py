@@ -12,8 +12,8 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from tumorseg.errors import UserError
-from tumorseg.hardware import cpu_has_bf16
-from tumorseg.model_file import ModelFile, read
+from tumorseg.inference.hardware import cpu_has_bf16
+from tumorseg.inference.model_file import ModelFile, read
 
 PRECISIONS = ("auto", "32", "bf16")
 RUNTIMES = ("auto", "pytorch", "onnxruntime")

@@ -9,7 +9,7 @@ anisotropic (0.7 x 0.7 x 2.5 mm), its origin non-zero and its direction a flip o
 z, as real scans are stored, so code that drops the geometry shows. The writers take `orientation=` (an ITK
 orientation code, e.g. "LPS" as DICOM scanners store slices) to store the same anatomy in another voxel order.
 
-    python -m tumorseg.data.phantom3d OUT    # OUT/images/phantom.nii.gz and OUT/labels/phantom.nii.gz (demo)
+    python -m tumorseg.volumes.phantom OUT    # OUT/images/phantom.nii.gz and OUT/labels/phantom.nii.gz (demo)
 """
 
 import json
@@ -23,7 +23,8 @@ import numpy as np
 import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
-from tumorseg.data.volumes import CANONICAL, write_volume
+from tumorseg.volumes.io import write_volume
+from tumorseg.volumes.orientation import CANONICAL
 
 SIZE = (64, 64, 24)  # x, y, z voxels
 SPACING = (0.7, 0.7, 2.5)  # mm
@@ -146,7 +147,7 @@ def _write_task(root: Path, cases: int, test_cases: int, seed: int, size, image_
 def write_msd_task(root: str | os.PathLike, cases: int = 3, test_cases: int = 1, seed: int = 0, size=SIZE) -> Path:
     """A Medical Segmentation Decathlon task folder: dataset.json, imagesTr/, labelsTr/, imagesTs/."""
     names = case_names(cases, test_cases)
-    meta = {"name": "Phantom", "description": "synthetic chest CT (tumorseg.data.phantom3d)", "tensorImageSize": "3D",
+    meta = {"name": "Phantom", "description": "synthetic chest CT (tumorseg.volumes.phantom)", "tensorImageSize": "3D",
             "modality": {"0": "CT"}, "labels": {str(k): v for k, v in LABELS.items()}, "numTest": test_cases,
             "training": [{"image": f"./imagesTr/{n}.nii.gz", "label": f"./labelsTr/{n}.nii.gz"} for n in names[:cases]],
             "test": [f"./imagesTs/{n}.nii.gz" for n in names[cases:]]}
@@ -219,10 +220,10 @@ def write_demo_case(out: str | os.PathLike, name: str = "phantom") -> tuple[Path
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m tumorseg.data.phantom3d OUT`: write the demo case and print its two paths."""
+    """`python -m tumorseg.volumes.phantom OUT`: write the demo case and print its two paths."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0].startswith("-"):
-        print("usage: python -m tumorseg.data.phantom3d OUT  (writes OUT/images/phantom.nii.gz, "
+        print("usage: python -m tumorseg.volumes.phantom OUT  (writes OUT/images/phantom.nii.gz, "
               "OUT/labels/phantom.nii.gz)", file=sys.stderr)
         sys.exit(2)
     for path in write_demo_case(args[0]):

@@ -17,8 +17,8 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 
-from tumorseg.output_files import OutputFiles
-from tumorseg.pictures import PRED_RGB, TRUTH_RGB
+from tumorseg.files.output_files import OutputFiles
+from tumorseg.writers.pictures import PRED_RGB, TRUTH_RGB
 
 FOLDER = "viewer"
 PAGE = "index.html"

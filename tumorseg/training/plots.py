@@ -9,10 +9,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
-from tumorseg.callbacks import pick_slices, prediction_grid  # noqa: E402
 from tumorseg.data.dataset import SegDataset  # noqa: E402
-from tumorseg.output_files import replacing  # noqa: E402
-from tumorseg.pictures import save_rgb  # noqa: E402
+from tumorseg.files.output_files import replacing  # noqa: E402
+from tumorseg.training.callbacks import pick_slices, prediction_grid  # noqa: E402
+from tumorseg.writers.pictures import save_rgb  # noqa: E402
 
 
 def read_scalars(tb_dir: Path) -> dict[str, list[float]]:

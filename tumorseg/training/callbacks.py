@@ -7,7 +7,7 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from tumorseg.data.dataset import SegDataset
-from tumorseg.pictures import grid, triptych
+from tumorseg.writers.pictures import grid, triptych
 
 # Train and val of one figure on one chart (TensorBoard's "Custom Scalars" tab).
 CHARTS = {"curves": {m: ["Multiline", [f"train/{m}", f"val/{m}"]] for m in ("loss", "bce", "dice", "iou")}}
