@@ -85,6 +85,7 @@ def test_volume_options_are_checked_before_the_model_loads(task, tmp_path):
     assert "phantom_099" in refused(tmp_path, f"images={lonely}", f"labels={task / 'labelsTr'}")
 
 
+@pytest.mark.trains
 def test_convert_train_and_evaluate_per_case_end_to_end(task, tmp_path):
     data = tmp_path / "slices"
     converted = run_main("tumorseg.convert", f"input={task}", f"output={data}", "val_cases=[phantom_003]",
@@ -174,3 +175,22 @@ def test_an_empty_selection_of_cases_is_one_line(task, tmp_path):
     line = refused(tmp_path, f"data_dir={task}", "cases=[]")
     assert "cases=[] chooses no case" in line and "phantom_001" in line
     assert "cases=[]" in refused(tmp_path, f"images={task / 'imagesTr'}", f"labels={task / 'labelsTr'}", "cases=[]")
+
+
+def test_the_data_is_checked_before_the_model_is_read(tmp_path):
+    """evaluate resolves its job (a slice folder that is missing here) before it reads the model file."""
+    (tmp_path / "bad.pt").write_text("not a model")
+    line = refused(tmp_path, f"data_dir={tmp_path / 'nowhere'}", f"ckpt_path={tmp_path / 'bad.pt'}")
+    assert "nowhere" in line and "bad.pt" not in line
+
+
+def test_one_result_type_reads_as_metrics_json():
+    """Result of either kind: its kind, and to_json() (also its dict view) with today's metrics.json keys."""
+    from tumorseg.scoring.result import Result
+
+    settings = {"threshold": 0.5}
+    slices = Result("slices", "data/val", "m.pt", {"dice": 0.5}, settings, {"s1": {"dice": 0.5}})
+    volumes = Result("volumes", "data=t", "m.pt", {"dice": 0.4, "n_cases": 1}, settings, {"c1": {"dice": 0.4}}, (1,))
+    assert list(slices.to_json()) == ["dice", "threshold", "data_dir", "ckpt_path", "subjects"]
+    assert list(volumes.to_json()) == ["dice", "n_cases", "threshold", "data", "label", "ckpt_path", "cases"]
+    assert volumes["label"] == [1] and dict(slices) == slices.to_json() and json.dumps(dict(volumes))

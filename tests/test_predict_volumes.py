@@ -165,3 +165,18 @@ def test_the_chest_ct_slice_pydicom_ships_runs_through_predict(tmp_path):
     assert (out / "CT_small_seg.dcm").is_file()
     # a tumor-free slice: the count is recorded in docs/volumes.md, not asserted to be 0
     print(f"CT_small.dcm: {row['tumor_voxels']} pixels called tumor (max probability {row['max_probability']})")
+
+
+def test_images_outputs_are_claimed_before_the_model_is_read(tmp_path):
+    """predict resolves its job (inputs found, outputs checked and claimed) before it reads the model file."""
+    import cv2
+
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "a.png"), np.zeros((32, 32), np.uint8))
+    (tmp_path / "afile").write_text("not a folder")
+    (tmp_path / "bad.pt").write_text("not a model")
+    result = predict(f"input={tmp_path / 'in'}", f"output={tmp_path / 'afile'}", f"ckpt_path={tmp_path / 'bad.pt'}",
+                     f"hydra.run.dir={tmp_path / 'log'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert "is a file" in line and "bad.pt" not in line

@@ -8,7 +8,9 @@ with labels (per-case 3D Dice, volume error, detection); both write metrics.json
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import hydra
 import numpy as np
@@ -25,13 +27,14 @@ from tumorseg.files.output_files import OutputFiles
 from tumorseg.inference.segment import Segmenter, segmenter_for
 from tumorseg.inference.sources import labelled_subjects, resolve_part
 from tumorseg.inference.tta import describe
-from tumorseg.inference.volume_segment import segment_volume, window_of
+from tumorseg.inference.volume_segment import VolumeOptions, segment_volume
 from tumorseg.scoring.cases import evaluation_cases
 from tumorseg.scoring.metrics import SegMetrics
+from tumorseg.scoring.result import Result
 from tumorseg.scoring.volume_metrics import case_scores, mean_scores
 from tumorseg.settings.rules import check_config
-from tumorseg.volumes.headers import read_limits, same_grid
-from tumorseg.volumes.io import read_volume, slice_extent, voxel_ml
+from tumorseg.volumes.headers import same_grid
+from tumorseg.volumes.io import voxel_ml
 from tumorseg.volumes.orientation import slice_stack
 from tumorseg.writers.progress import progress
 from tumorseg.writers.viewer import PageSubject, layer_paths, write_layers, write_page
@@ -39,6 +42,50 @@ from tumorseg.writers.viewer import PageSubject, layer_paths, write_layers, writ
 log = logging.getLogger("tumorseg")
 
 
+@dataclass(frozen=True)
+class Job:
+    """What evaluate scores, resolved before the model is loaded: the slices of a data part (items: its labelled
+    subjects) or CT volumes (items: their cases, labels: the tumor label values), inputs checked and every output
+    (metrics.json, index.html, the viewer's layers) claimed in `written`."""
+
+    kind: Literal["slices", "volumes"]
+    source: str
+    items: list
+    written: OutputFiles
+    out_dir: Path
+    viewer: bool
+    options: VolumeOptions
+    labels: tuple[int, ...] = ()
+
+
+def evaluate(cfg: DictConfig) -> Result:
+    """Metrics of cfg.ckpt_path on cfg.data_dir (or images=/labels=), each slice scored at its own size; also
+    written to <output dir>/metrics.json, with the viewer page <output dir>/index.html. Resolve the job (inputs
+    checked, outputs claimed), then load the model, then run the job."""
+    check_config(cfg)
+    job = resolve(cfg)
+    segmenter = segmenter_for(cfg, log)
+    result, layers = (score_slices if job.kind == "slices" else score_volumes)(job, segmenter)
+    write_results(job, result, layers)
+    return result
+
+
+def resolve(cfg: DictConfig) -> Job:
+    """cfg's job: a volume task's or images=/labels= cases (every label volume read and checked, every image's
+    header), else a data part's labelled slices; its outputs claimed."""
+    out_dir, viewer, options = Path(cfg.paths.output_dir), bool(cfg.get("viewer", True)), VolumeOptions.of(cfg)
+    found = evaluation_cases(cfg)
+    if found is None:
+        folder = resolve_part(cfg.data_dir, cfg.split)
+        subjects = labelled_subjects(folder, int(cfg.get("max_pixels") or MAX_PIXELS))
+        layers = [p for s in subjects for p in layer_paths(out_dir, s.name, len(s.files))]
+        kind, source, items, labels = "slices", str(folder), subjects, ()
+    else:
+        items, labels, source = found
+        layers = [p for c in items for p in layer_paths(out_dir, c.name, options.extent(c.image))]
+        kind = "volumes"
+    written = run_dir_files(out_dir, layers if viewer else [])
+    return Job(kind, source, items, written, out_dir, viewer, options, labels)
 
 
 def case_figures(f: dict) -> dict:
@@ -52,21 +99,12 @@ def subject_figures(f: dict) -> dict:
     return {"dice": f["dice"], "precision": f["precision"], "recall": f["recall"], "slices": f["n_images"]}
 
 
-def evaluate(cfg: DictConfig) -> dict:
-    """Metrics of cfg.ckpt_path on cfg.data_dir (or images=/labels=), each slice scored at its own size; also
-    written to <output dir>/metrics.json, with the viewer page <output dir>/index.html."""
-    check_config(cfg)
-    found = evaluation_cases(cfg)  # a volume task's faults before the model is loaded
-    segmenter = segmenter_for(cfg, log)
-    if found is not None:
-        return evaluate_volumes(cfg, segmenter, *found)
-    folder = resolve_part(cfg.data_dir, cfg.split)
-    subjects = labelled_subjects(folder, int(cfg.get("max_pixels") or MAX_PIXELS))
-    out_dir, viewer = Path(cfg.paths.output_dir), cfg.get("viewer", True)
-    written = run_dir_files(out_dir, [p for s in subjects for p in layer_paths(out_dir, s.name, len(s.files))]
-                            if viewer else [])
+def score_slices(job: Job, segmenter: Segmenter) -> tuple[Result, dict[str, list]]:
+    """Pooled, per-slice and per-subject figures of a data part's slices, each scored at its own size; the viewer's
+    layers by subject (written as each subject is scored)."""
+    subjects, out_dir = job.items, job.out_dir
     metric, bce_sum, pixels, layers = SegMetrics(threshold=0.5), 0.0, 0, {}
-    with progress(sum(len(s.files) for s in subjects), f"evaluating {folder}") as advance:
+    with progress(sum(len(s.files) for s in subjects), f"evaluating {job.source}") as advance:
         for sid, subject in enumerate(subjects):
             result = segmenter.subject(subject.images, subject.files)
             for i, (mask, truth) in enumerate(zip(result.masks, subject.masks)):
@@ -75,24 +113,20 @@ def evaluate(cfg: DictConfig) -> dict:
                 bce_sum += float(F.binary_cross_entropy(prob[None, None], y, reduction="sum"))
                 pixels += truth.size
                 metric.update(torch.from_numpy(mask)[None, None].float(), y, torch.tensor([sid]))
-            if viewer:
-                layers[subject.name] = write_layers(written, out_dir, subject.name, [f.stem for f in subject.files],
+            if job.viewer:
+                layers[subject.name] = write_layers(job.written, out_dir, subject.name, [f.stem for f in subject.files],
                                                     subject.images, result.masks, subject.masks)
             advance(len(subject.files))
     values = {k: float(v) for k, v in metric.compute().items()}
-    result = {
+    figures = {
         **{k: None if np.isnan(v) else round(v, 6) for k, v in values.items() if not k.startswith("n_")},
         "bce": round(bce_sum / max(1, pixels), 6),
         "n_images": int(values["n_images"]),
         "n_subjects": int(values["n_subjects"]),
-        **settings_record(segmenter),
-        "data_dir": str(folder),
-        "ckpt_path": str(segmenter.model.path),
-        "subjects": {subjects[i].name: {k: round(v, 6) for k, v in figures.items()}
-                     for i, figures in metric.by_subject().items()},
     }
-    write_results(written, out_dir, result, "subjects", subject_figures, layers)
-    return result
+    per_subject = {subjects[i].name: {k: round(v, 6) for k, v in f.items()} for i, f in metric.by_subject().items()}
+    return Result("slices", job.source, str(segmenter.model.path), figures, settings_record(segmenter),
+                  per_subject), layers
 
 
 def settings_record(segmenter: Segmenter) -> dict:
@@ -118,86 +152,83 @@ def run_dir_files(out_dir: Path, layers: list[Path]) -> OutputFiles:
     return written
 
 
-def write_results(written: OutputFiles, out_dir: Path, result: dict, key: str, figures_of,
-                  layers: dict[str, list]) -> None:
-    """metrics.json, and index.html with result[key]'s subjects (or cases) worst Dice first (None, nothing to
-    find and nothing found, last)."""
-    written.text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
+def write_results(job: Job, result: Result, layers: dict[str, list]) -> None:
+    """metrics.json, and index.html with the subjects (or cases) worst Dice first (None, nothing to find and nothing
+    found, last)."""
+    job.written.text(job.out_dir / "metrics.json", json.dumps(result.to_json(), indent=2) + "\n")
     if not layers:
         return
-    order = sorted(layers, key=lambda name: (result[key][name]["dice"] is None, result[key][name]["dice"] or 0))
-    page = [PageSubject(name, figures_of(result[key][name]), layers[name]) for name in order]
-    write_page(written, out_dir, f"tumorseg evaluate: {result.get('data_dir') or result.get('data')}",
-               list(page[0].figures), page, note=f"{Path(result['ckpt_path']).name}, threshold {result['threshold']}; "
-                                         f"worst Dice first; green: truth, red: prediction")
+    items, figures_of = result.per_item, subject_figures if result.kind == "slices" else case_figures
+    order = sorted(layers, key=lambda name: (items[name]["dice"] is None, items[name]["dice"] or 0))
+    page = [PageSubject(name, figures_of(items[name]), layers[name]) for name in order]
+    write_page(job.written, job.out_dir, f"tumorseg evaluate: {result.source}", list(page[0].figures), page,
+               note=f"{Path(result.ckpt_path).name}, threshold {result.settings['threshold']}; "
+                    f"worst Dice first; green: truth, red: prediction")
 
 
-def evaluate_volumes(cfg: DictConfig, segmenter: Segmenter, cases: list, labels: tuple[int, ...], source: str) -> dict:
-    """Per-case 3D figures of CT volumes against their label volumes (label values `labels` are tumor)."""
-    window, limits = window_of(cfg), read_limits(cfg)
-    out_dir, viewer = Path(cfg.paths.output_dir), cfg.get("viewer", True)
-    written = run_dir_files(out_dir, [p for c in cases for p in layer_paths(out_dir, c.name, slice_extent(
-        c.image, **limits))] if viewer else [])
-    scores, layers = {}, {}
-    with progress(len(cases), f"evaluating {len(cases)} volumes") as advance:
-        for case in cases:
-            image, label = (read_volume(path, **limits) for path in (case.image, case.label))
+def score_volumes(job: Job, segmenter: Segmenter) -> tuple[Result, dict[str, list]]:
+    """Per-case 3D figures of CT volumes against their label volumes (label values job.labels are tumor), and
+    their means; the viewer's layers by case."""
+    options, scores, layers = job.options, {}, {}
+    with progress(len(job.items), f"evaluating {len(job.items)} volumes") as advance:
+        for case in job.items:
+            image, label = options.read(case.image), options.read(case.label)
             if not same_grid(image, label):
                 raise UserError(f"{case.label} does not lie on the grid of {case.image} (size, spacing, origin or "
                                 f"direction differ): resample the label onto its image")
-            truth = np.isin(slice_stack(label), labels).astype(np.uint8)
-            slices, result = segment_volume(segmenter, image, window)
+            truth = np.isin(slice_stack(label), job.labels).astype(np.uint8)
+            slices, result = segment_volume(segmenter, image, options.window)
             scores[case.name] = case_scores(np.stack(result.masks), truth, voxel_ml(image))
-            if viewer:
-                layers[case.name] = write_layers(written, out_dir, case.name, [str(k) for k in range(len(slices))],
-                                                 list(slices), result.masks, list(truth))
+            if job.viewer:
+                layers[case.name] = write_layers(job.written, job.out_dir, case.name,
+                                                 [str(k) for k in range(len(slices))], list(slices), result.masks,
+                                                 list(truth))
             advance(1)
-    result = {**mean_scores(list(scores.values())), **settings_record(segmenter), "data": source,
-              "label": list(labels), "ckpt_path": str(segmenter.model.path), "cases": scores}
-    write_results(written, out_dir, result, "cases", case_figures, layers)
-    return result
+    return Result("volumes", job.source, str(segmenter.model.path), mean_scores(list(scores.values())),
+                  settings_record(segmenter), scores, tuple(job.labels)), layers
 
 
 def settings_line(result: dict) -> str:
-    """The choices in force, in words."""
+    """The choices in force (settings_record), in words."""
     return (f"threshold {result['threshold']}, {describe(result['tta'])}, "
             f"3D seed {result['seed_threshold'] if result['seed_threshold'] > result['threshold'] else 'off'}, "
             f"{'largest 3D region only, ' if result['largest_3d'] else ''}"
             f"{result['runtime']} {'fp32' if result['inference_precision'] == '32' else result['inference_precision']}")
 
 
-def figures_table(result: dict) -> Table:
-    """The pooled figures (every float of the result) as a table."""
+def figures_table(result: Result) -> Table:
+    """The pooled figures (every float of metrics.json) as a table."""
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key, value in result.items():
+    for key, value in result.to_json().items():
         if isinstance(value, float) or value is None:
             table.add_row(key, "n/a" if value is None else f"{value:.4f}")
     return table
 
 
-def print_table(result: dict) -> None:
+def print_table(result: Result) -> None:
     """The figures as a readable table (stdout)."""
     console = Console(width=120)
-    if "cases" in result:
+    if result.kind == "volumes":
         print_cases(console, result)
         return
-    console.print(f"{result['data_dir']}: {result['n_images']} slices, {result['n_subjects']} subjects, "
-                  f"{settings_line(result)}")
+    console.print(f"{result.source}: {result['n_images']} slices, {result['n_subjects']} subjects, "
+                  f"{settings_line(result.settings)}")
     console.print(figures_table(result))
     subjects = Table("subject", "slices", "dice", "precision", "recall")
-    for name, f in result["subjects"].items():
+    for name, f in result.per_item.items():
         subjects.add_row(name, str(f["n_images"]), *(f"{f[k]:.4f}" for k in ("dice", "precision", "recall")))
     console.print(subjects)
 
 
-def print_cases(console: Console, result: dict) -> None:
-    """The per-case 3D figures of evaluate_volumes, and their means."""
-    console.print(f"{result['data']}: {result['n_cases']} cases, label {result['label']}, {settings_line(result)}")
+def print_cases(console: Console, result: Result) -> None:
+    """The per-case 3D figures of score_volumes, and their means."""
+    console.print(f"{result.source}: {result['n_cases']} cases, label {list(result.labels)}, "
+                  f"{settings_line(result.settings)}")
     console.print(figures_table(result))
     cases = Table("case", "slices", "dice", "pred mL", "true mL", "error mL", "found/true", "false pos.")
-    for name, f in result["cases"].items():
+    for name, f in result.per_item.items():
         cases.add_row(name, str(f["slices"]), "n/a" if f["dice"] is None else f"{f['dice']:.4f}",
                       f"{f['predicted_ml']:.3f}", f"{f['true_ml']:.3f}", f"{f['volume_error_ml']:+.3f}",
                       f"{f['found_components']}/{f['true_components']}", str(f["false_positive_components"]))
@@ -209,8 +240,8 @@ def print_cases(console: Console, result: dict) -> None:
 def main(cfg: DictConfig) -> float:
     result = evaluate(cfg)
     print_table(result)
-    print(json.dumps(result), flush=True)
-    return result["dice"]
+    print(json.dumps(result.to_json()), flush=True)
+    return result.figures["dice"]
 
 
 if __name__ == "__main__":

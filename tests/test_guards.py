@@ -1,0 +1,46 @@
+"""The numerical guard (training/guards.py): a NaN loss stops the run at its epoch and step, the last good checkpoint
+kept."""
+
+import pytest
+import torch
+
+from tests.conftest import TINY, phantom_overrides, run_main
+from tumorseg.train import train
+from tumorseg.training.guards import NumericalFault
+from tumorseg.training.losses import DiceBCELoss
+
+
+class NaNLoss(DiceBCELoss):
+    """Dice+BCE that returns NaN from the `after`-th training call on (a fault injected on purpose)."""
+
+    def __init__(self, after: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        self.after, self.calls = after, 0
+
+    def forward(self, logits, target):
+        loss = super().forward(logits, target)
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.after:
+                return loss * float("nan")
+        return loss
+
+
+@pytest.mark.trains
+def test_nan_loss_stops_with_epoch_step_and_last_good_checkpoint(data_dir, tmp_path):
+    run = tmp_path / "nan"
+    result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), "trainer.max_epochs=3",
+                      "loss._target_=tests.test_guards.NaNLoss", "+loss.after=4", f"hydra.run.dir={run}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert "became nan at epoch 1, step 3" in line
+    assert str(run / "checkpoints") in line
+    last = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+    assert last["epoch"] == 0 and all(torch.isfinite(v).all() for v in last["state_dict"].values())
+    assert not (run / "metrics.json").exists()
+
+
+@pytest.mark.trains
+def test_nan_guard_raises_a_numerical_fault(tiny_cfg):
+    with pytest.raises(NumericalFault, match="epoch 0, step 0"):
+        train(tiny_cfg("loss._target_=tests.test_guards.NaNLoss", "+loss.after=1"))
