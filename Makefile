@@ -63,8 +63,8 @@ PYTEST = $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 test: $(STAMP) test-tools  ## the whole test suite (slow tests included; about 4 minutes on 2 cores)
 	$(PYTEST) $(ARGS)
 
-test-fast: $(STAMP) test-tools  ## the tests not marked slow
-	$(PYTEST) -m "not slow" $(ARGS)
+test-fast: $(STAMP) test-tools  ## the tests that train nothing (not marked slow or trains)
+	$(PYTEST) -m "not slow and not trains" $(ARGS)
 
 # The fuzz campaign of tests/test_fuzz.py with its large budget (make test runs 24 cases of it): one process, the
 # cases one after another; FUZZ_CASES=N for another budget. Writes outputs/fuzz/summary.md and failures.jsonl.

@@ -101,6 +101,50 @@ def trained_run(data_dir, tmp_path_factory) -> Path:
     return run
 
 
+def train_run(data_dir, tmp_path, *overrides: str, base=TINY):
+    """A tiny training run: (run dir, metrics)."""
+    from tumorseg.train import train
+
+    run = tmp_path / "run"
+    return run, train(make_cfg(base + phantom_overrides(data_dir) + list(overrides), run))
+
+
+def make_net(overrides: str):
+    """The net of a composed model config."""
+    from omegaconf import OmegaConf
+
+    from tumorseg.models import build_net
+
+    return build_net(OmegaConf.to_container(make_cfg(overrides.split()).model, resolve=True))
+
+
+# Fixtures that train (here and in the test files): a test using one, even through another fixture, trains.
+TRAINING_FIXTURES = {"trained_run", "run_25d"}
+
+
+def pytest_collection_modifyitems(items):
+    """A test that trains through a fixture is marked `trains`, as one that calls train() is marked by hand."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.trains)
+
+
+def assert_errors(result, *fragments) -> None:
+    """A user error: exit 2, no traceback, every fragment on stderr, each line of stderr an `error: ...` line."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr[-2000:]
+    for text in fragments:
+        assert str(text) in result.stderr, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines and all(line.startswith("error: ") for line in lines), result.stderr[-2000:]
+
+
+def assert_one_error(result, *fragments) -> None:
+    """Exit 2, exactly one line on stderr (`error: ...`, holding every fragment), no traceback."""
+    assert_errors(result, *fragments)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+
+
 def run_main(module: str, *args: str) -> subprocess.CompletedProcess:
     """Run a Hydra app's main() in this process (faster than a subprocess), as `python -m module args`."""
     import contextlib

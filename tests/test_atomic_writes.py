@@ -13,7 +13,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from tests.conftest import run_main
+from tests.conftest import assert_one_error, run_main
 from tumorseg.files.output_files import is_temp
 from tumorseg.volumes.io import read_volume
 from tumorseg.volumes.phantom import write_dicom_series, write_msd_task, write_nifti
@@ -43,10 +43,8 @@ def predict(tmp: Path, source: Path, out: Path, *args: str):
 
 def one_error(result) -> str:
     """The one `error:` line of a command that stopped with exit 2."""
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("error: ")
-    return line
+    assert_one_error(result)
+    return result.stderr.strip()
 
 
 @pytest.fixture(scope="module")

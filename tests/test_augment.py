@@ -20,7 +20,7 @@ def square_pair(size=64):
 def test_mask_stays_binary_and_aligned(tiny_cfg, augment):
     transform = instantiate(tiny_cfg(f"augment={augment}").augment) or None
     # device_all leaves the loaders' images as they are: its transforms run on the training device
-    # (tests/test_quality_options.py)
+    # (tests/test_device_augment.py)
     assert (transform is None) == (augment in ("none", "device_all"))
     if transform is None:
         return

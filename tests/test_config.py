@@ -260,3 +260,26 @@ def test_trainer_options_are_written_alike():
         text = path.read_text()
         assert text.startswith("# @package _global_\n"), path.name
         assert set(yaml.safe_load(text)) - {"defaults"} <= {"trainer", "data"}, path.name
+
+
+def test_gpu_config_is_bf16_with_workers_the_machine_has(monkeypatch):
+    import os
+
+    for cores, workers in ((16, 12), (8, 7), (1, 0)):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        gpu = make_cfg(["trainer=gpu"])
+        assert (gpu.trainer.accelerator, gpu.trainer.precision, gpu.trainer.benchmark) == ("gpu", "bf16-mixed", True)
+        assert (gpu.data.num_workers, gpu.data.batch_size, gpu.data.pin_memory) == (workers, 32, True)
+
+
+def test_multi_gpu_and_cluster_configs_compose():
+    ddp = make_cfg(["trainer=ddp", "trainer.devices=8", "trainer.num_nodes=2"])
+    assert (ddp.trainer.strategy, ddp.trainer.accelerator, ddp.trainer.num_nodes) == ("ddp", "gpu", 2)
+    assert ddp.trainer.sync_batchnorm and ddp.trainer.use_distributed_sampler is False
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="tumorseg.conf", version_base="1.3"):
+        slurm = compose("train", overrides=[f"paths.root_dir={REPO}", "hydra/launcher=slurm"], return_hydra_config=True)
+    launcher = slurm.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.gpus_per_node, launcher.cpus_per_task, launcher.timeout_min) == (1, 8, 240)

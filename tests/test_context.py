@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import run_main
+from tests.conftest import assert_one_error, run_main, train_run
 from tumorseg.data.context import context_table
 from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import find_pairs
@@ -122,5 +122,14 @@ def test_predict_needs_numbered_files_for_a_25d_model(run_25d, tmp_path):
     cv2.imwrite(str(folder / "scan.png"), np.zeros((64, 64), np.uint8))
     result = run_main("tumorseg.predict", f"ckpt_path={run / 'checkpoints/last.ckpt'}", f"input={folder}",
                       f"output={tmp_path / 'out'}", f"hydra.run.dir={tmp_path / 'log'}")
-    assert result.returncode == 2
-    assert "scan.png: data.context_slices needs files named by their slice index" in result.stderr
+    assert_one_error(result, "scan.png: data.context_slices needs files named by their slice index")
+
+
+@pytest.mark.trains
+@pytest.mark.parametrize("context", [2, 3])
+def test_wider_25d_context_trains_and_sets_the_input_channels(data_dir, tmp_path, context):
+    run, metrics = train_run(data_dir, tmp_path, f"data.context_slices={context}")
+    assert metrics["val/dice"] is not None
+    model = read(run / "checkpoints" / "last.ckpt")
+    assert model.model["in_channels"] == 1 + 2 * context and model.preprocessing.context_slices == context
+    assert model.net().inc[0].in_channels == 1 + 2 * context

@@ -11,6 +11,7 @@ from tumorseg.train import train
 from tumorseg.training.callbacks import EMAWeights
 
 
+@pytest.mark.trains
 def test_ema_run_reports_what_its_checkpoint_gives(tiny_cfg, tmp_path):
     cfg = tiny_cfg("callbacks=ema", "callbacks.ema.decay=0.5", "callbacks.ema.update_starting_at_epoch=0",
                    "trainer.max_epochs=6", "trainer.limit_train_batches=8", "trainer.limit_val_batches=1.0",

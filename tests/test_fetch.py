@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import run_main
+from tests.conftest import assert_one_error, run_main
 from tumorseg.errors import UserError
 from tumorseg.fetch import fetch
 
@@ -123,13 +123,8 @@ def snapshot(root: Path) -> dict[str, bytes | None]:
 
 def refused(result, *names: str) -> str:
     """Assert exit 2 with one line `error: ...` on stderr naming each of names, and no traceback; that line."""
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for name in names:
-        assert name in lines[0], lines[0]
-    return lines[0]
+    assert_one_error(result, *names)
+    return result.stderr.strip()
 
 
 def damaged(payload: bytes, member: str) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from tests.conftest import run_main
+from tests.conftest import assert_one_error, run_main
 from tumorseg.errors import UserError
 from tumorseg.evaluate import evaluate
 from tumorseg.inference.model_file import read, write_onnx_metadata
@@ -105,8 +105,7 @@ def test_export_errors_are_one_line_and_keep_what_was_there(exported, trained_ru
     for args, message in cases.items():
         result = run_main("tumorseg.export", f"ckpt_path={ckpt(trained_run)}", f"output={keep}", *args,
                           f"hydra.run.dir={tmp_path / 'log'}")
-        assert result.returncode == 2 and message in result.stderr, (args, result.stderr[-500:])
-        assert len(result.stderr.strip().splitlines()) == 1
+        assert_one_error(result, message)
         assert keep.read_bytes() == b"an earlier export" and not list(tmp_path.glob("kept.onnx.*"))
     result = run_main("tumorseg.export", f"ckpt_path={exported['int8']}", f"output={keep}", "overwrite=true",
                       f"hydra.run.dir={tmp_path / 'log'}")

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import REPO, run_main
+from tests.conftest import REPO, assert_one_error, run_main
 
 
 def check_args(data_dir, run):
@@ -20,8 +20,7 @@ def test_a_run_dir_owned_by_a_live_process_is_refused(data_dir, tmp_path):
         (run / ".lock").write_text(f"{owner.pid}\n")
         before = {p.name: p.read_bytes() for p in run.iterdir()}
         result = run_main("tumorseg.check", *check_args(data_dir, run))
-        assert result.returncode == 2 and f"is in use by process {owner.pid}" in result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1
+        assert_one_error(result, f"is in use by process {owner.pid}")
         assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     finally:
         owner.kill()

@@ -1,5 +1,6 @@
 """Ctrl+C and SIGTERM end a command with one line (`interrupted: ...`), exit 130 and 143, and no temporary file."""
 
+import json
 import os
 import signal
 import subprocess
@@ -8,8 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
-from tests.conftest import REPO
+from tests.conftest import REPO, TINY, phantom_overrides
 from tumorseg.volumes.phantom import write_msd_task, write_nifti
 
 SIZE = (64, 64, 24)
@@ -62,3 +64,27 @@ def test_predict_stopped_by_a_signal_says_so_in_one_line(sig, status, why, tmp_p
                          f"hydra.run.dir={tmp_path / 'run'}"], out, "*_mask.nii.gz", sig)
     assert_one_line(code, err, "predict", status, why, out)
     assert not (out / "summary.csv").exists()  # the run did not finish
+
+
+@pytest.mark.trains
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_leaves_interrupted_ckpt_and_a_non_zero_status(sig, status, data_dir, tmp_path):
+    run = tmp_path / "run"
+    args = [*TINY, *phantom_overrides(data_dir), "trainer.max_epochs=50", "trainer.limit_train_batches=6",
+            "model.base_channels=8", f"hydra.run.dir={run}"]
+    proc = subprocess.Popen([sys.executable, "-m", "tumorseg.train", *args], cwd=REPO,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=default_sigint)
+    last, deadline = run / "checkpoints/last.ckpt", time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not last.is_file():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before the signal"
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, (proc.returncode, err[-2000:])
+    assert (run / "checkpoints/interrupted.ckpt").is_file()
+    assert torch.load(run / "checkpoints/interrupted.ckpt", weights_only=True)["state_dict"]
+    assert "Traceback" not in err, err[-3000:]
+    assert f"resume={run}" in out + err  # the way on, as the log says it
+    assert not (run / "metrics.json").exists() or json.loads((run / "metrics.json").read_text())

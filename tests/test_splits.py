@@ -1,3 +1,4 @@
+
 import pytest
 
 from tumorseg.data.splits import split_indices
@@ -32,3 +33,15 @@ def test_bad_split_settings_are_refused():
         split_indices(SUBJECTS, 1.5)
     with pytest.raises(UserError, match="1 subject"):
         split_indices(["a"] * 5, 0.2)
+
+
+def test_folds_split_subjects_and_cover_everything():
+    from tumorseg.data.splits import fold_indices
+
+    subjects = [f"S{i // 4}" for i in range(40)]
+    held = [fold_indices(subjects, 5, f, 42)[1] for f in range(5)]
+    assert sorted(i for h in held for i in h) == list(range(40))
+    for f in range(5):
+        keep, out = fold_indices(subjects, 5, f, 42)
+        assert {subjects[i] for i in keep}.isdisjoint({subjects[i] for i in out})
+    assert fold_indices(subjects, 5, 0, 42) == fold_indices(subjects, 5, 0, 42)

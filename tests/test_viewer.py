@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+import tumorseg.writers.viewer as viewer
+from tests.conftest import REPO
 from tumorseg.files.output_files import OutputFiles
 from tumorseg.writers.viewer import PageSubject, layer_paths, page_html, write_layers, write_page
 
@@ -81,3 +84,14 @@ def test_the_data_in_the_page_cannot_end_its_script(tmp_path):
     data = text.split('<script id="data" type="application/json">')[1].split("</script>")[0]
     assert "<" not in data and json.loads(data)["subjects"][0]["name"] == "</script><b>x"
     assert page_html("scans/Müller²", [], []).isascii()  # written the same in any locale
+
+
+def test_the_page_is_the_package_data_file_filled_in_once():
+    template = Path(viewer.__file__).parent / "page" / "index.html"
+    assert template.is_file() and viewer.template() == template.read_text(encoding="utf-8")
+    source = Path(viewer.__file__).read_text(encoding="utf-8").lower()
+    assert "<html" not in source and "<script" not in source and "<style" not in source  # no page in Python
+    assert re.search(r'"tumorseg\.writers" = \["page/\*"\]', (REPO / "pyproject.toml").read_text())  # in the wheel
+    text = page_html("__NOTE__ & __DATA__", [], [], note="n")
+    assert "<title>__NOTE__ &amp; __DATA__</title>" in text and "__TITLE__" not in text  # a mark in a value stays
+    assert text.count('<script id="data" type="application/json">{"columns": [], "subjects": []}</script>') == 1

@@ -6,11 +6,17 @@ only for slices that hold one) and carries its data as JSON. It lists the subjec
 scrolls through the chosen one's slices (range slider, arrow keys; up/down: the subject), toggles the prediction
 (checkbox, key m) and the truth (t), and opens on the first subject's slice of largest tumor area. The URL can
 choose: `index.html#subject=<name>&slice=<k>` (k: the slice's label, its index in a volume).
+
+The page's HTML, CSS and JS are package data, `tumorseg/writers/page/index.html` (TEMPLATE): this module fills in
+its marks __TITLE__, __NOTE__ (escaped text) and __DATA__ (the JSON) in one pass.
 """
 
 import html
 import json
+import re
 from dataclasses import asdict, dataclass, field
+from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,6 +30,8 @@ FOLDER = "viewer"
 PAGE = "index.html"
 KINDS = ("", ".pred", ".truth")
 PRED_ALPHA = 115  # of 255: the tumor's tint over the slice, as pictures.overlay blends it
+TEMPLATE = "page/index.html"  # package data of tumorseg.writers: the page with its marks
+MARKS = re.compile("__(TITLE|NOTE|DATA)__")
 
 
 @dataclass
@@ -97,9 +105,16 @@ def page_html(title: str, columns: list[str], subjects: list[PageSubject], note:
     rows = [asdict(s) | {"figures": {k: finite(v) for k, v in s.figures.items()}} for s in subjects]
     data = json.dumps({"columns": columns, "subjects": rows}, allow_nan=False)
     data = data.replace("<", "\\u003c")  # valid JSON that no "</script>" or "<!--" in a name can end early
-    page = (TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__NOTE__", html.escape(note))
-            .replace("__DATA__", data))
+    values = {"TITLE": html.escape(title), "NOTE": html.escape(note), "DATA": data}
+    page = MARKS.sub(lambda mark: values[mark[1]], template())  # one pass: a mark in a value stays as it is
     return page.encode("ascii", "xmlcharrefreplace").decode("ascii")  # the same page in any locale's encoding
+
+
+@cache
+def template() -> str:
+    """The page's HTML, CSS and JS with its marks, as the package ships it (tumorseg/writers/page/index.html)."""
+    folder, name = TEMPLATE.split("/")
+    return (files(__package__) / folder / name).read_text(encoding="utf-8")
 
 
 def write_page(written: OutputFiles, out: Path, title: str, columns: list[str], subjects: list[PageSubject],
@@ -108,119 +123,3 @@ def write_page(written: OutputFiles, out: Path, title: str, columns: list[str], 
     written.text(out / PAGE, page_html(title, columns, subjects, note))
     return out / PAGE
 
-
-TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>__TITLE__</title>
-<style>
-body { margin: 0; font: 13px system-ui, sans-serif; background: #1d1f24; color: #dde; display: flex; height: 100vh; }
-#side { width: 410px; flex: none; overflow: auto; border-right: 1px solid #333; padding: 8px; box-sizing: border-box; }
-#main { flex: 1; padding: 8px 14px; overflow: auto; }
-h1 { font-size: 15px; margin: 0 0 4px; overflow-wrap: anywhere; } .note { color: #99a; margin: 0 0 8px; }
-table { border-collapse: collapse; width: 100%; font-size: 12px; }
-td, th { padding: 3px 4px; text-align: right; vertical-align: bottom; }
-th { font-weight: 600; color: #aab; }
-td:first-child, th:first-child { text-align: left; min-width: 8em; overflow-wrap: break-word; }
-tbody tr { cursor: pointer; } tbody tr:hover { background: #2b2f38; } tr.on { background: #2d4a6e; }
-#stack { position: relative; width: 512px; background: #000; margin-top: 6px; }
-#stack img { display: block; width: 100%; image-rendering: pixelated; }
-#stack img.layer { position: absolute; left: 0; top: 0; height: 100%; }
-#slider { width: 512px; } .keys { color: #99a; }
-</style></head>
-<body>
-<div id="side"><h1>__TITLE__</h1><p class="note">__NOTE__</p><table><thead id="head"></thead>
-<tbody id="list"></tbody></table></div>
-<div id="main">
-<div id="where"></div>
-<div id="stack"><img id="image" alt=""><img id="pred" class="layer" alt=""><img id="truth" class="layer" alt=""></div>
-<input id="slider" type="range" min="0" value="0" step="1">
-<div><label><input id="showPred" type="checkbox" checked> prediction (m)</label>
-<label id="truthBox"><input id="showTruth" type="checkbox" checked> truth (t)</label></div>
-<p class="keys">&larr; &rarr; slice, &uarr; &darr; subject, m prediction, t truth; the address
-#subject=NAME&amp;slice=K opens a slice</p>
-</div>
-<script id="data" type="application/json">__DATA__</script>
-<script>
-"use strict";
-const DATA = JSON.parse(document.getElementById("data").textContent);
-const $ = (id) => document.getElementById(id);
-let s = 0, k = 0;
-
-function startOf(subject) {
-  const by = (key) => subject.slices.reduce((best, x, i) => (x[key] > subject.slices[best][key] ? i : best), 0);
-  const i = by("area");
-  if (subject.slices[i].area > 0) return i;
-  const j = by("truth_area");
-  return subject.slices[j].truth_area > 0 ? j : Math.floor(subject.slices.length / 2);
-}
-
-function show() {
-  const subject = DATA.subjects[s], slice = subject.slices[k];
-  $("image").src = slice.image;
-  for (const [id, box, src] of [["pred", "showPred", slice.pred], ["truth", "showTruth", slice.truth]]) {
-    const img = $(id);
-    if (src && $(box).checked) { img.src = src; img.style.display = "block"; }
-    else { img.removeAttribute("src"); img.style.display = "none"; }
-  }
-  $("slider").max = subject.slices.length - 1;
-  $("slider").value = k;
-  $("where").textContent = subject.name + ": slice " + slice.label + " (" + (k + 1) + " of " +
-    subject.slices.length + "), predicted " + slice.area + " px" +
-    (slice.truth ? ", true " + slice.truth_area + " px" : "");
-  document.querySelectorAll("#list tr").forEach((row, i) => row.classList.toggle("on", i === s));
-  try { history.replaceState(null, "", "#subject=" + encodeURIComponent(subject.name) +
-                             "&slice=" + encodeURIComponent(slice.label)); } catch (e) { /* file: URLs may refuse */ }
-}
-
-function choose(subject, slice) { s = subject; k = slice === undefined ? startOf(DATA.subjects[s]) : slice; show(); }
-
-function fromAddress() {
-  const params = new URLSearchParams(location.hash.slice(1) || location.search.slice(1));
-  const i = DATA.subjects.findIndex((x) => x.name === params.get("subject"));
-  const subject = i < 0 ? 0 : i;
-  const label = params.get("slice");
-  const j = label === null ? -1 : DATA.subjects[subject].slices.findIndex((x) => x.label === label);
-  choose(subject, j < 0 ? undefined : j);
-}
-
-function build() {
-  const head = document.createElement("tr");
-  for (const name of ["subject", ...DATA.columns]) {
-    const th = document.createElement("th"); th.textContent = name; head.appendChild(th);
-  }
-  $("head").appendChild(head);
-  DATA.subjects.forEach((subject, i) => {
-    const row = document.createElement("tr");
-    for (const value of [subject.name, ...DATA.columns.map((c) => subject.figures[c])]) {
-      const td = document.createElement("td");
-      td.textContent = value === null || value === undefined ? "n/a"
-        : typeof value === "number" && !Number.isInteger(value) ? String(Number(value.toPrecision(3))) : String(value);
-      row.appendChild(td);
-    }
-    row.addEventListener("click", () => choose(i));
-    $("list").appendChild(row);
-  });
-  const truth = DATA.subjects.some((subject) => subject.slices.some((x) => x.truth));
-  $("truthBox").style.display = truth ? "" : "none";
-}
-
-$("slider").addEventListener("input", () => { k = Number($("slider").value); show(); });
-$("showPred").addEventListener("change", show);
-$("showTruth").addEventListener("change", show);
-document.addEventListener("keydown", (event) => {
-  if (event.target === $("slider") && event.key.startsWith("Arrow")) return;  // the slider steps itself
-  const n = DATA.subjects[s].slices.length, m = DATA.subjects.length;
-  if (event.key === "ArrowRight") { k = Math.min(n - 1, k + 1); show(); }
-  else if (event.key === "ArrowLeft") { k = Math.max(0, k - 1); show(); }
-  else if (event.key === "ArrowDown") choose(Math.min(m - 1, s + 1));
-  else if (event.key === "ArrowUp") choose(Math.max(0, s - 1));
-  else if (event.key === "m") { $("showPred").checked = !$("showPred").checked; show(); }
-  else if (event.key === "t") { $("showTruth").checked = !$("showTruth").checked; show(); }
-  else return;
-  event.preventDefault();
-});
-window.addEventListener("hashchange", fromAddress);
-build();
-if (DATA.subjects.length) fromAddress(); else $("where").textContent = "nothing to show";
-</script>
-</body></html>
-"""
