@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 ARGS    ?=
 DEMO_DIR = outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: help install demo test test-tools test-fast fuzz lint train sweep tensorboard data bench clean
+.PHONY: help install web-vendor wheel demo test test-tools test-fast fuzz lint train sweep tensorboard data bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -15,10 +15,36 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	# torch first: the CPU build (a bare `torch` requirement would pull a multi-GB CUDA build)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,mlflow]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv with torch (CPU) and tumorseg[dev]
+install: $(STAMP) web-vendor test-tools  ## create .venv with torch (CPU) and tumorseg[dev,mlflow]; the browser page's npm files
+
+# The browser page's third-party files (tumorseg export format=web) come from the npm registry, pinned by
+# package-lock.json: `npm ci` again only when the lock changed; then the few files the page loads are copied into
+# package data (tumorseg/web/vendor/, git-ignored), so a wheel exports a working page without node. onnxruntime-web's
+# WASM build (threads + SIMD) without its WebGPU/WebGL builds; NiiVue's one-file ESM bundle; dcm2niix's JPEG-capable
+# WASM build for DICOM series. About 19 MB of the packages' 170 MB.
+NPM_STAMP := node_modules/.installed
+VENDOR    := tumorseg/web/vendor
+VENDOR_FILES = onnxruntime-web/dist/ort.wasm.min.mjs onnxruntime-web/dist/ort-wasm-simd-threaded.mjs \
+  onnxruntime-web/dist/ort-wasm-simd-threaded.wasm @niivue/niivue/dist/index.js \
+  @niivue/dcm2niix/dist/index.jpeg.js @niivue/dcm2niix/dist/worker.jpeg.js @niivue/dcm2niix/dist/dcm2niix.jpeg.js \
+  @niivue/dcm2niix/dist/dcm2niix.jpeg.wasm
+
+$(NPM_STAMP): package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(NPM_STAMP)
+
+$(VENDOR)/.copied: $(NPM_STAMP)
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/onnxruntime-web $(VENDOR)/niivue $(VENDOR)/dcm2niix
+	for f in $(VENDOR_FILES); do d=$${f#@niivue/}; cp node_modules/$$f $(VENDOR)/$${d%%/*}/; done
+	touch $@
+
+web-vendor: $(VENDOR)/.copied  ## npm ci (when package-lock.json changed) and copy the browser page's files into package data
+
+wheel: $(STAMP) web-vendor  ## dist/tumorseg-*.whl, the browser page's npm files inside (exports a page with no node)
+	$(BIN)/pip wheel . -w dist --no-deps --no-build-isolation --quiet
 
 demo: $(STAMP)  ## train on the embedded phantom data (both approaches), report, evaluate, predict; then the shipped model on slices and on a CT volume
 	$(eval DIR := $(DEMO_DIR))
@@ -53,17 +79,17 @@ test-tools:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES) >/dev/null 2>&1 || \
 	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES) >/dev/null; }; }; } || \
-	  echo "note: qemu-x86_64 or chromium is missing (apt-get install $(TEST_PACKAGES) as root): their tests are skipped"
+	  echo "note: qemu-x86_64 or chromium is missing (apt-get install $(TEST_PACKAGES) as root): the AVX2 tests skip, the browser tests fail"
 
 # pytest-xdist: a worker per core (up to 4; each takes its share of the cores' threads, tests/conftest.py);
 # an idle worker takes queued tests from a busy one, so a long test does not hold the rest back.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo $$n)
 PYTEST = $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
-test: $(STAMP) test-tools  ## the whole test suite (slow tests included; about 4 minutes on 2 cores)
+test: $(STAMP) test-tools web-vendor  ## the whole test suite (slow tests included; about 4 minutes on 2 cores)
 	$(PYTEST) $(ARGS)
 
-test-fast: $(STAMP) test-tools  ## the tests that train nothing (not marked slow or trains)
+test-fast: $(STAMP) test-tools web-vendor  ## the tests that train nothing (not marked slow or trains)
 	$(PYTEST) -m "not slow and not trains" $(ARGS)
 
 # The fuzz campaign of tests/test_fuzz.py with its large budget (make test runs 24 cases of it): one process, the

@@ -49,6 +49,35 @@ TINY = [
 PHANTOM = dict(train_subjects=6, val_subjects=2, slices=8, size=64, seed=0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def runtime_cache(tmp_path_factory) -> Path:
+    """runtime=auto's measured choices (tumorseg.inference.autotune) go to a folder of this session (of each xdist
+    worker, and the commands it starts), never the user's cache: each model file is measured once per session."""
+    folder = tmp_path_factory.mktemp("tumorseg-cache")
+    os.environ["TUMORSEG_CACHE_DIR"] = str(folder)
+    return folder
+
+
+@pytest.fixture
+def fake_rates(monkeypatch, tmp_path):
+    """runtime=auto measures nothing: set(rates) says the slices/s each way would measure; calls counts the
+    measurements. The test's own cache folder, so that no other test's fake choice is reused."""
+    from types import SimpleNamespace
+
+    from tumorseg.inference import autotune
+
+    fake = SimpleNamespace(rates={}, calls=0)
+
+    def measure(runners, shape, *args, **kwargs):
+        fake.calls += 1
+        return {name: fake.rates.get(name, 1.0) for name in runners}
+
+    fake.set = lambda **rates: fake.rates.update({k.replace("_", " "): v for k, v in rates.items()})
+    monkeypatch.setattr(autotune, "measure", measure)
+    monkeypatch.setenv("TUMORSEG_CACHE_DIR", str(tmp_path / "cache"))
+    return fake
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     """paths.data_dir holding phantom/ (small: 6 train subjects, 2 val, 64x64)."""

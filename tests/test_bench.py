@@ -28,13 +28,18 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
     assert saved["machine"]["cores"] >= 1 and saved["machine"]["torch"]
     assert set(saved["summary"]) == {"lightning_over_plain", "default_over_unet_seed_fp32",
                                      "train_gflops_share_of_matmul", "data_all_over_train_step",
-                                     "inference_best_images_per_s_b16", "segment_int8_default_over_fp32"}
+                                     "inference_best_images_per_s_b16", "segment_int8_default_over_fp32",
+                                     "segment_auto_over_fastest"}
     assert set(results["data_images_per_s"]) == {"none", "flip", "rotate", "elastic", "all"}
     expected = {"eager fp32 NCHW", "eager bf16 channels_last", "ONNX Runtime fp32", "ONNX Runtime int8"}
     assert expected <= set(results["inference"])
     ways = results["segment"]  # the shipped model through evaluate/predict's path, each runtime side by side
     assert {w["model"] for w in ways.values()} == {"lung_unet.pt", "lung_unet.int8.onnx"}
     assert all(w["slices_per_s"] > 0 for w in ways.values())
+    auto = ways["default here (runtime=auto, precision=auto)"]  # the way runtime=auto picked, beside the others
+    assert auto["chosen_by"].startswith("runtime=auto") and max(w["over_fastest"] for w in ways.values()) == 1
+    assert auto["runs"] in {w["runs"] for k, w in ways.items() if not k.startswith("default")}
+    assert "runtime=auto" in (tmp_path / "BENCHMARKS-quick.md").read_text()
     assert all(w["slices_per_s"] > 0 and w["slices"] == 2 for w in results["volume"].values())
     table = (tmp_path / "BENCHMARKS-quick.md").read_text()
     assert "## Targets" in table and "Lightning/plain" in table and "through evaluate/predict's path" in table

@@ -94,7 +94,8 @@ def test_bf16_inference_is_used_and_stays_close_to_fp32(trained_run, data_dir, t
     assert 0 < difference.max() < 0.05 and difference.mean() < 0.002  # rounded, not another model
     cfg = OmegaConf.create(dict(ckpt_path=ckpt(trained_run), data_dir=str(data_dir / "phantom/val"), split=None,
                                 threshold=0.5, tta=False, precision="auto", postprocess={"min_size": 0},
-                                batch_size=8, paths={"output_dir": str(tmp_path)}))
+                                batch_size=8, paths={"output_dir": str(tmp_path)}, runtime="pytorch"))
+    # runtime=pytorch precision=auto: bf16 where the CPU has it (runtime=auto measures: tests/test_autotune.py)
     assert evaluate(cfg)["inference_precision"] == ("bf16" if cpu_has_bf16() else "32")
     with pytest.raises(UserError, match="precision=fp16 is not one of auto, 32, bf16"):
         evaluate(OmegaConf.merge(cfg, {"precision": "fp16"}))
@@ -241,11 +242,13 @@ def test_ship_writes_a_small_weights_only_model_with_the_same_outputs(trained_ru
     assert set(content) == {"tumorseg_format", "state_dict", "hyper_parameters", "source", "inference", "members"}
     assert content["inference"] == {"threshold": 0.5, "tta": False, "seed_threshold": 0.0}
     assert all(k.startswith("net.") for k in content["state_dict"])
+    assert content["tumorseg_format"] == 1  # one net: the format an older tumorseg reads too (two stages: 2)
+    # runtime=pytorch: one way for both files (runtime=auto measures each file apart and may pick another for each)
     result = run_main("tumorseg.evaluate", f"ckpt_path={out}", f"data_dir={data_dir / 'phantom' / 'val'}",
-                     f"hydra.run.dir={tmp_path / 'a'}")
+                     "runtime=pytorch", f"hydra.run.dir={tmp_path / 'a'}")
     shipped = json.loads(result.stdout.strip().splitlines()[-1])
     result = run_main("tumorseg.evaluate", f"ckpt_path={ckpt(trained_run)}", f"data_dir={data_dir / 'phantom' / 'val'}",
-                     f"hydra.run.dir={tmp_path / 'b'}")
+                     "runtime=pytorch", f"hydra.run.dir={tmp_path / 'b'}")
     original = json.loads(result.stdout.strip().splitlines()[-1])
     assert ({k: v for k, v in shipped.items() if k != "ckpt_path"}
             == {k: v for k, v in original.items() if k != "ckpt_path"})
@@ -259,7 +262,9 @@ def test_a_model_files_threshold_and_tta_are_the_default_of_evaluate(trained_run
     val = data_dir / "phantom" / "val"
 
     def evaluate(name: str, *args: str) -> dict:
-        result = run_main("tumorseg.evaluate", f"data_dir={val}", f"hydra.run.dir={tmp_path / name}", *args)
+        """evaluate's JSON; runtime=pytorch, one way for every file (runtime=auto measures each file apart)."""
+        result = run_main("tumorseg.evaluate", f"data_dir={val}", "runtime=pytorch", f"hydra.run.dir={tmp_path / name}",
+                          *args)
         assert result.returncode == 0, result.stderr[-2000:]
         printed = json.loads(result.stdout.strip().splitlines()[-1])
         assert f"threshold {printed['threshold']}, flip TTA {'on' if printed['tta'] else 'off'}, " in result.stdout

@@ -124,7 +124,8 @@ def numeric_leaves(cfg) -> dict:
 # Numbers that are not the commands' options: Hydra's own, and albumentations' transforms (it checks their values);
 # augment_ranges.* are checked where they go: albumentations' transforms and module.device_augment.*'s rules.
 NOT_OPTIONS = ("hydra.", "augment.transforms", "augment_ranges.")
-COMMAND_CONFIGS = ["bench", "check", "convert", "evaluate", "export", "fetch", "predict", "report", "ship", "train"]
+COMMAND_CONFIGS = ["bench", "check", "compare", "convert", "evaluate", "export", "fetch",
+                   "predict", "report", "serve", "ship", "train"]
 
 
 def test_every_numeric_option_of_every_command_has_a_rule(tmp_path):

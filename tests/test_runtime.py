@@ -1,4 +1,4 @@
-"""runtime=auto: where PyTorch would run in fp32 (a CPU without bf16), the model's int8 export beside it runs."""
+"""runtime=: an explicit choice runs as asked; runtime=auto runs the fastest way measured (tests/test_autotune.py)."""
 
 import shutil
 
@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from tests.conftest import run_main
 from tumorseg.errors import UserError
-from tumorseg.inference import runtime
+from tumorseg.inference import autotune, runtime
 from tumorseg.inference.model_file import REFERENCE_MODEL, read
 from tumorseg.inference.segment import segmenter_for
 
@@ -19,35 +19,43 @@ def chosen(**options) -> str:
 
 @pytest.fixture
 def no_bf16(monkeypatch):
+    """A CPU without bf16 arithmetic, as runtime.py and autotune.py see it."""
     monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(autotune, "cpu_has_bf16", lambda: False)
 
 
-def test_a_cpu_without_bf16_runs_the_shipped_int8_export_by_default(no_bf16):
-    assert chosen() == "lung_unet.int8.onnx onnxruntime int8"
+def test_explicit_choices_run_as_asked_without_measuring(no_bf16, fake_rates):
+    fake_rates.set(pytorch_fp32=1.0, onnxruntime_int8=3.0)
     assert chosen(precision="32") == "lung_unet.pt pytorch 32"  # fp32 asked for: the exact path
     assert chosen(runtime="pytorch") == "lung_unet.pt pytorch 32"
     assert chosen(runtime="onnxruntime") == "lung_unet.int8.onnx onnxruntime int8"
+    assert fake_rates.calls == 0
+    assert chosen() == "lung_unet.int8.onnx onnxruntime int8"  # runtime=auto: the fastest way measured
+    assert fake_rates.calls == 1
 
 
-def test_a_cpu_with_bf16_keeps_pytorch(monkeypatch):
+def test_explicit_runtime_pytorch_runs_bf16_where_the_cpu_has_it(monkeypatch, fake_rates):
     monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: True)
-    assert chosen() == "lung_unet.pt pytorch bf16"
+    assert chosen(runtime="pytorch") == "lung_unet.pt pytorch bf16" and fake_rates.calls == 0
 
 
-def test_an_export_of_another_model_is_not_taken_for_this_one(no_bf16, tmp_path):
+def test_an_export_of_another_model_is_not_taken_for_this_one(no_bf16, fake_rates, tmp_path):
     mine = tmp_path / "mine.pt"
     shutil.copy(REFERENCE_MODEL, mine)
+    fake_rates.set(pytorch_fp32=1.0, onnxruntime_int8=3.0)
     assert chosen(ckpt_path=str(mine)) == "mine.pt pytorch 32"  # no export beside it
     shutil.copy(REFERENCE_MODEL.with_name("lung_unet.int8.onnx"), tmp_path / "mine.int8.onnx")
-    # the export beside it names lung_unet.pt as its source: not this file's export
+    # the export beside it names lung_unet.pt as its source: not this file's export, not a way to measure
     assert chosen(ckpt_path=str(mine)) == "mine.pt pytorch 32"
+    assert fake_rates.calls == 0  # one way only: nothing to measure
     with pytest.raises(UserError, match="is not an export of"):
         chosen(ckpt_path=str(mine), runtime="onnxruntime")
     with pytest.raises(UserError, match="runtime=fast is not one of auto, pytorch, onnxruntime"):
         chosen(runtime="fast")
 
 
-def test_evaluate_reports_the_runtime_it_used(no_bf16, data_dir, tmp_path):
+def test_evaluate_reports_the_runtime_it_used(no_bf16, fake_rates, data_dir, tmp_path):
+    fake_rates.set(pytorch_fp32=1.0, onnxruntime_int8=2.0)
     result = run_main("tumorseg.evaluate", f"data_dir={data_dir / 'phantom' / 'val'}", "tta=false", "device=cpu",
                       f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]

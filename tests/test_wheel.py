@@ -28,7 +28,8 @@ def installed(tmp_path_factory) -> tuple[Path, dict]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     # built from a copy, as from a fresh clone: setuptools writes build/ beside the sources
     source = root / "source"
-    local = {".git", ".venv", "outputs", "data", "build", "dist", ".pytest_cache"}  # the checkout's own, at its top
+    local = {".git", ".venv", "outputs", "data", "build", "dist", ".pytest_cache",
+             "node_modules"}  # the checkout's own, at its top
 
     def ignore(folder: str, names: list[str]) -> set[str]:
         top = Path(folder) == REPO
@@ -73,6 +74,11 @@ def test_the_wheel_trains_evaluates_predicts_and_exports_from_an_empty_folder(in
     assert len(list((work / "pred/masks").rglob("*.png"))) == len(list(subject.glob("*.png")))
     run(["tumorseg", "export", f"ckpt_path={ckpt}", "output=model.onnx", "hydra.run.dir=export"], work, env)
     assert (work / "model.onnx").stat().st_size > 0
+    # the browser page from the wheel alone (its npm files are package data: no node, no node_modules here)
+    run(["tumorseg", "export", "format=web", "output=web", "hydra.run.dir=export-web"], work, env)
+    page = {str(p.relative_to(work / "web")) for p in (work / "web").rglob("*") if p.is_file()}
+    assert {"index.html", "worker.js", "model.onnx", "model.json", "vendor/niivue/index.js",
+            "vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm", "vendor/dcm2niix/dcm2niix.jpeg.wasm"} <= page, page
 
 
 @pytest.mark.slow

@@ -17,9 +17,11 @@ COMMANDS = {
     "train": "tumorseg.train",
     "report": "tumorseg.report",
     "evaluate": "tumorseg.evaluate",
+    "compare": "tumorseg.compare",
     "predict": "tumorseg.predict",
     "ship": "tumorseg.ship",
     "export": "tumorseg.export",
+    "serve": "tumorseg.serve",
     "fetch": "tumorseg.fetch",
     "bench": "tumorseg.bench",
 }

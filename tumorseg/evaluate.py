@@ -29,8 +29,8 @@ from tumorseg.inference.sources import labelled_subjects, resolve_part
 from tumorseg.inference.tta import describe
 from tumorseg.inference.volume_segment import VolumeOptions, segment_volume
 from tumorseg.scoring.cases import evaluation_cases
-from tumorseg.scoring.metrics import SegMetrics
 from tumorseg.scoring.result import Result
+from tumorseg.scoring.slice_scores import SliceScores
 from tumorseg.scoring.volume_metrics import case_scores, mean_scores
 from tumorseg.settings.rules import check_config
 from tumorseg.volumes.headers import same_grid
@@ -46,7 +46,7 @@ log = logging.getLogger("tumorseg")
 class Job:
     """What evaluate scores, resolved before the model is loaded: the slices of a data part (items: its labelled
     subjects) or CT volumes (items: their cases, labels: the tumor label values), inputs checked and every output
-    (metrics.json, index.html, the viewer's layers) claimed in `written`."""
+    (metrics.json, index.html, the viewer's layers, metrics_t<T>.json for each of thresholds) claimed in `written`."""
 
     kind: Literal["slices", "volumes"]
     source: str
@@ -56,25 +56,41 @@ class Job:
     viewer: bool
     options: VolumeOptions
     labels: tuple[int, ...] = ()
+    thresholds: tuple[float, ...] = ()
 
 
 def evaluate(cfg: DictConfig) -> Result:
     """Metrics of cfg.ckpt_path on cfg.data_dir (or images=/labels=), each slice scored at its own size; also
-    written to <output dir>/metrics.json, with the viewer page <output dir>/index.html. Resolve the job (inputs
-    checked, outputs claimed), then load the model, then run the job."""
+    written to <output dir>/metrics.json, with the viewer page <output dir>/index.html."""
+    return evaluate_thresholds(cfg)[0]
+
+
+def evaluate_thresholds(cfg: DictConfig) -> tuple[Result, dict[float, Result]]:
+    """evaluate's result, and the figures at each of cfg.thresholds (written to metrics_t<T>.json) from the same
+    pass of the net. Resolve the job (inputs checked, outputs claimed), then load the model, then run the job."""
     check_config(cfg)
     job = resolve(cfg)
     segmenter = segmenter_for(cfg, log)
-    result, layers = (score_slices if job.kind == "slices" else score_volumes)(job, segmenter)
+    result, layers, by_threshold = (score_slices if job.kind == "slices" else score_volumes)(job, segmenter)
+    for t, scored in by_threshold.items():
+        job.written.text(threshold_file(job.out_dir, t), json.dumps(scored.to_json(), indent=2) + "\n")
     write_results(job, result, layers)
-    return result
+    return result, by_threshold
+
+
+def threshold_file(out_dir: Path, threshold: float) -> Path:
+    """Where the figures at one of thresholds=[...] go: metrics_t0.3.json, as metrics.json at threshold=0.3."""
+    return out_dir / f"metrics_t{threshold:g}.json"
 
 
 def resolve(cfg: DictConfig) -> Job:
     """cfg's job: a volume task's or images=/labels= cases (every label volume read and checked, every image's
     header), else a data part's labelled slices; its outputs claimed."""
     out_dir, viewer, options = Path(cfg.paths.output_dir), bool(cfg.get("viewer", True)), VolumeOptions.of(cfg)
-    found = evaluation_cases(cfg)
+    found, thresholds = evaluation_cases(cfg), tuple(sorted({float(t) for t in cfg.get("thresholds") or ()}))
+    if thresholds and found is not None:
+        raise UserError("thresholds= scores the slices of a data part (data_dir=); for CT volumes run evaluate once "
+                        "per threshold=")
     if found is None:
         folder = resolve_part(cfg.data_dir, cfg.split)
         subjects = labelled_subjects(folder, int(cfg.get("max_pixels") or MAX_PIXELS))
@@ -84,8 +100,8 @@ def resolve(cfg: DictConfig) -> Job:
         items, labels, source = found
         layers = [p for c in items for p in layer_paths(out_dir, c.name, options.extent(c.image))]
         kind = "volumes"
-    written = run_dir_files(out_dir, layers if viewer else [])
-    return Job(kind, source, items, written, out_dir, viewer, options, labels)
+    written = run_dir_files(out_dir, (layers if viewer else []) + [threshold_file(out_dir, t) for t in thresholds])
+    return Job(kind, source, items, written, out_dir, viewer, options, labels, thresholds)
 
 
 def case_figures(f: dict) -> dict:
@@ -99,34 +115,32 @@ def subject_figures(f: dict) -> dict:
     return {"dice": f["dice"], "precision": f["precision"], "recall": f["recall"], "slices": f["n_images"]}
 
 
-def score_slices(job: Job, segmenter: Segmenter) -> tuple[Result, dict[str, list]]:
+def score_slices(job: Job, segmenter: Segmenter) -> tuple[Result, dict[str, list], dict[float, Result]]:
     """Pooled, per-slice and per-subject figures of a data part's slices, each scored at its own size; the viewer's
-    layers by subject (written as each subject is scored)."""
-    subjects, out_dir = job.items, job.out_dir
-    metric, bce_sum, pixels, layers = SegMetrics(threshold=0.5), 0.0, 0, {}
+    layers by subject (written as each subject is scored); the figures at each of job.thresholds, from the same
+    probabilities."""
+    subjects, out_dir, main = job.items, job.out_dir, segmenter.settings.threshold
+    scores = {t: SliceScores([s.name for s in subjects]) for t in (main, *job.thresholds)}
+    bce_sum, pixels, layers = 0.0, 0, {}
     with progress(sum(len(s.files) for s in subjects), f"evaluating {job.source}") as advance:
         for sid, subject in enumerate(subjects):
             result = segmenter.subject(subject.images, subject.files)
-            for i, (mask, truth) in enumerate(zip(result.masks, subject.masks)):
-                y = torch.from_numpy(truth)[None, None].float()
+            for i, truth in enumerate(subject.masks):
                 prob = torch.from_numpy(np.ascontiguousarray(result.at_size(i, truth.shape, after_3d=False)))
-                bce_sum += float(F.binary_cross_entropy(prob[None, None], y, reduction="sum"))
+                bce_sum += float(F.binary_cross_entropy(prob[None, None], torch.from_numpy(truth)[None, None].float(),
+                                                        reduction="sum"))
                 pixels += truth.size
-                metric.update(torch.from_numpy(mask)[None, None].float(), y, torch.tensor([sid]))
+            for t, score in scores.items():
+                masks = result.masks if t == main else segmenter.thresholded(result.raw, subject.images,
+                                                                             subject.files, t).masks
+                score.add(masks, subject.masks, sid)
             if job.viewer:
                 layers[subject.name] = write_layers(job.written, out_dir, subject.name, [f.stem for f in subject.files],
                                                     subject.images, result.masks, subject.masks)
             advance(len(subject.files))
-    values = {k: float(v) for k, v in metric.compute().items()}
-    figures = {
-        **{k: None if np.isnan(v) else round(v, 6) for k, v in values.items() if not k.startswith("n_")},
-        "bce": round(bce_sum / max(1, pixels), 6),
-        "n_images": int(values["n_images"]),
-        "n_subjects": int(values["n_subjects"]),
-    }
-    per_subject = {subjects[i].name: {k: round(v, 6) for k, v in f.items()} for i, f in metric.by_subject().items()}
-    return Result("slices", job.source, str(segmenter.model.path), figures, settings_record(segmenter),
-                  per_subject), layers
+    results = {t: score.result(bce_sum / max(1, pixels), job.source, str(segmenter.model.path),
+                               {**settings_record(segmenter), "threshold": t}) for t, score in scores.items()}
+    return results[main], layers, {t: results[t] for t in job.thresholds}
 
 
 def settings_record(segmenter: Segmenter) -> dict:
@@ -166,7 +180,7 @@ def write_results(job: Job, result: Result, layers: dict[str, list]) -> None:
                     f"worst Dice first; green: truth, red: prediction")
 
 
-def score_volumes(job: Job, segmenter: Segmenter) -> tuple[Result, dict[str, list]]:
+def score_volumes(job: Job, segmenter: Segmenter) -> tuple[Result, dict[str, list], dict]:
     """Per-case 3D figures of CT volumes against their label volumes (label values job.labels are tumor), and
     their means; the viewer's layers by case."""
     options, scores, layers = job.options, {}, {}
@@ -185,7 +199,7 @@ def score_volumes(job: Job, segmenter: Segmenter) -> tuple[Result, dict[str, lis
                                                  list(truth))
             advance(1)
     return Result("volumes", job.source, str(segmenter.model.path), mean_scores(list(scores.values())),
-                  settings_record(segmenter), scores, tuple(job.labels)), layers
+                  settings_record(segmenter), scores, tuple(job.labels)), layers, {}
 
 
 def settings_line(result: dict) -> str:
@@ -222,6 +236,15 @@ def print_table(result: Result) -> None:
     console.print(subjects)
 
 
+def print_thresholds(by_threshold: dict[float, Result]) -> None:
+    """The main figures at each of thresholds=[...] and the file each went to."""
+    table = Table("threshold", "dice", "dice/subject", "precision", "recall", "written")
+    for t, r in by_threshold.items():
+        table.add_row(f"{t:g}", *(f"{r[k]:.4f}" for k in ("dice", "dice_per_subject", "precision", "recall")),
+                      threshold_file(Path(""), t).name)
+    Console(width=120).print(table)
+
+
 def print_cases(console: Console, result: Result) -> None:
     """The per-case 3D figures of score_volumes, and their means."""
     console.print(f"{result.source}: {result['n_cases']} cases, label {list(result.labels)}, "
@@ -238,8 +261,10 @@ def print_cases(console: Console, result: Result) -> None:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float:
-    result = evaluate(cfg)
+    result, by_threshold = evaluate_thresholds(cfg)
     print_table(result)
+    if by_threshold:
+        print_thresholds(by_threshold)
     print(json.dumps(result.to_json()), flush=True)
     return result.figures["dice"]
 

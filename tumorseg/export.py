@@ -2,10 +2,12 @@
 
     python -m tumorseg.export ckpt_path=CKPT output=model.onnx
     python -m tumorseg.export output=model.int8.onnx quantize=int8 calibration_dir=<data>/train
+    python -m tumorseg.export format=web output=DIR [ckpt_path=CKPT]   a page that segments in the browser
 
 The file carries the model's preprocessing and evaluation choices: evaluate and predict run it (ckpt_path=model.onnx).
 """
 
+import tempfile
 from pathlib import Path
 
 import hydra
@@ -19,10 +21,12 @@ from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.files.output_files import replacing
 from tumorseg.inference.model_file import ModelFile, model_path, onnx_metadata, read, write_onnx_metadata
 from tumorseg.inference.onnx_export import export_onnx, quantize_int8
-from tumorseg.inference.runtime import runner_for
+from tumorseg.inference.runtime import int8_export_of, runner_for
 from tumorseg.inference.segment import model_inputs
 from tumorseg.inference.sources import image_subjects
+from tumorseg.inference.two_stage import single_graph
 from tumorseg.settings.rules import check_config
+from tumorseg.web.page_folder import write_page_folder
 
 
 def calibration_batches(model: ModelFile, folder: str | None, slices: int, batch: int = 8) -> list[np.ndarray]:
@@ -61,6 +65,8 @@ def export(cfg: DictConfig) -> tuple[Path, float, float]:
     fails its check is not written (an existing one at cfg.output stays).
     """
     check_config(cfg)
+    if cfg.get("format", "onnx") == "web":
+        return export_web(cfg)
     if cfg.quantize not in (None, "int8"):
         raise UserError(f"quantize={cfg.quantize} is not one of null (fp32), int8")
     source = model_path(cfg.get("ckpt_path"))
@@ -71,7 +77,7 @@ def export(cfg: DictConfig) -> tuple[Path, float, float]:
         raise UserError(f"output={out} is the model it exports (ckpt_path): write the .onnx elsewhere")
     if out.exists() and not cfg.get("overwrite"):
         raise UserError(f"output={out} exists: choose another file, or add overwrite=true to replace it")
-    model = read(source)
+    model = single_graph(read(source))  # refuses a two-stage model: its two nets and the cropping are no one graph
     if model.is_onnx:
         raise UserError(f"ckpt_path={model.path} is already ONNX: export from the .ckpt or .pt it came from")
     calibration = calibration_batches(model, cfg.calibration_dir, cfg.calibration_slices) if cfg.quantize else None
@@ -114,10 +120,43 @@ def export_checked(cfg: DictConfig, model: ModelFile, fp32: Path, draft: Path,
     return diff, agreement
 
 
+def export_web(cfg: DictConfig) -> tuple[Path, float, float]:
+    """Write a page folder at cfg.output; return (folder, max |onnx - torch| of the logits, Dice of its masks vs
+    torch's: 0.0 and 1.0 when the page takes an existing .onnx as it is).
+
+    The page runs the model's int8 export where it exists (an .onnx given, or the <stem>.int8.onnx beside a .pt or
+    .ckpt: as fast as fp32 in WASM and a quarter of the download, docs/web.md), else an fp32 export made and checked
+    here as format=onnx checks one.
+    """
+    if cfg.quantize:
+        raise UserError("format=web takes no quantize=: it ships the int8 export beside the model where there is one "
+                        "(tumorseg export quantize=int8 output=<model stem>.int8.onnx), else exports fp32")
+    source = model_path(cfg.get("ckpt_path"))
+    out = Path(cfg.output).expanduser()
+    if out.suffix == ".onnx":
+        raise UserError(f"output={out} names an .onnx file: format=web writes a folder, e.g. "
+                        f"output={out.with_suffix('')}")
+    model = single_graph(read(source))  # refuses a two-stage model: its two nets and the cropping are no one graph
+    twin = int8_export_of(model)
+    if model.is_onnx or twin.is_file():
+        onnx = source if model.is_onnx else twin
+        write_page_folder(out, read(onnx), onnx, bool(cfg.get("overwrite")))
+        return out, 0.0, 1.0
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "model.onnx"
+        diff, agreement = export_checked(cfg, model, fp32, fp32, None)
+        write_page_folder(out, read(fp32), fp32, bool(cfg.get("overwrite")))
+    return out, diff, agreement
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float:
     out, diff, agreement = export(cfg)
+    if cfg.get("format") == "web":
+        print(f"written: {out} (a page that segments a scan in the browser, nothing uploaded; any static host serves "
+              f"it): tumorseg serve {out}")
+        return agreement
     print(f"written: {out} (input 'image' N x C x H x W, C = 1 + 2 * context_slices, normalized as in training; "
           f"output 'logits'); evaluate and predict run it: ckpt_path={out}")
     if cfg.quantize:

@@ -21,15 +21,17 @@ from tumorseg import CONF_DIR
 from tumorseg.errors import Terminated, UserError, exit_on_user_error
 from tumorseg.files.output_files import replace_text
 from tumorseg.inference import model_file
+from tumorseg.inference.segment import slice_probabilities
 from tumorseg.models import check_image_size
 from tumorseg.settings.rules import check_compiler, check_config
 from tumorseg.training.plots import save_curves, save_prediction_grid
+from tumorseg.training.trackers import check_trackers, loggers_for, record_run
 
 log = logging.getLogger("tumorseg")
 
 
 def instantiate_all(group: DictConfig | None) -> list:
-    """Instantiate every entry of a callbacks/logger group."""
+    """Instantiate every entry of a callbacks group."""
     return [instantiate(node) for node in (group or {}).values() if node]
 
 
@@ -40,7 +42,7 @@ def callbacks_for(cfg: DictConfig, loggers: list) -> list:
 
 
 def hparams_of(cfg: DictConfig) -> dict:
-    """The run's choices in a flat dict for TensorBoard's hparams tab."""
+    """The run's choices in a flat dict: the trackers' hyperparameters (TensorBoard's HParams tab)."""
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     groups = ("approach", "model", "augment", "loss", "optimizer", "scheduler", "callbacks", "trainer")
     params = {g: str(choices.get(g)) for g in groups}
@@ -50,13 +52,18 @@ def hparams_of(cfg: DictConfig) -> dict:
     return params
 
 
+def best_checkpoint(trainer: L.Trainer) -> str | None:
+    """The best checkpoint's path (by val/dice); None without a checkpoint callback or before one was saved."""
+    ckpt = trainer.checkpoint_callback
+    return ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
+
+
 def evaluate_best(trainer: L.Trainer, module, datamodule) -> dict[str, float]:
     """Final figures: last epoch's train/*, then val/* and test/* of the best checkpoint."""
     metrics = dict(module.last_train)  # read before validate() loads the best checkpoint's state
     metrics["val/dice_best"] = float(module.best_val_dice)
     metrics["epochs"] = trainer.current_epoch
-    ckpt = trainer.checkpoint_callback
-    best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
+    best = best_checkpoint(trainer)
     for stage, run in (("val", trainer.validate), ("test", trainer.test)):
         if stage in datamodule.datasets:
             (results,) = interruptible(trainer, run, module, datamodule=datamodule, ckpt_path=best, verbose=False)
@@ -152,11 +159,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_config(cfg)
     check_compiler(cfg)
     check_image_size(cfg.data.image_size, cfg.model.depth)
+    if OmegaConf.select(cfg, "data.crops.size"):  # a crop model (two-stage pipeline) reads crops at input_size
+        check_image_size(cfg.data.crops.input_size, cfg.model.depth, "data.crops.input_size")
+    check_trackers(cfg)
     weights = initial_weights(cfg)  # first: it refuses init_from= beside ckpt_path=/resume=
     ckpt_path = resume_checkpoint(cfg)
     out_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, proposer=slice_probabilities)  # stage 1's proposals for a crop model
     datamodule.prepare_data()
     datamodule.setup()
     log.info("data %s: %s", datamodule.root, datamodule.summary())
@@ -168,7 +178,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = instantiate(cfg.module, _partial_=True)(run_config=OmegaConf.to_container(cfg, resolve=True))
     if weights is not None:
         module.net.load_state_dict(weights)
-    loggers = instantiate_all(cfg.get("logger"))
+    loggers = loggers_for(cfg)
     trainer = instantiate(cfg.trainer, callbacks=callbacks_for(cfg, loggers), logger=loggers or False)
     start = time.perf_counter()
     interruptible(trainer, trainer.fit, module, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -180,8 +190,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         replace_text(out_dir, out_dir / "metrics.json", strict_json(metrics) + "\n", option="hydra.run.dir")
         save_prediction_grid(module, datamodule.datasets["val"], out_dir, cfg.threshold)
-        for logger in loggers:
-            logger.log_hyperparams(hparams_of(cfg), {k: v for k, v in metrics.items() if v is not None})
+        params = {**hparams_of(cfg), "checkpoint": best_checkpoint(trainer) or "none"}
+        record_run(loggers, params, metrics, trainer.global_step)
         log.info("run dir: %s", out_dir)
         print(f"metrics: {out_dir / 'metrics.json'}")
         print(f"{cfg.optimized_metric}={metrics.get(cfg.optimized_metric, float('nan')):.4f}")

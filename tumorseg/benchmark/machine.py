@@ -3,21 +3,17 @@ rate that training's FLOP rate is held against."""
 
 import os
 import platform
-from pathlib import Path
 
 import torch
 
 from tumorseg.benchmark.timing import calls_per_s
-from tumorseg.inference.hardware import cpu_has_bf16, cpu_has_vnni
+from tumorseg.inference.hardware import cpu_has_bf16, cpu_has_vnni, cpu_name
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    if Path("/proc/cpuinfo").is_file():
-        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), cpu)
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_bf16": cpu_has_bf16(),
-            "cpu_int8_vnni": cpu_has_vnni(), "python": platform.python_version(),
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_bf16": cpu_has_bf16(), "cpu_int8_vnni": cpu_has_vnni(), "python": platform.python_version(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 

@@ -59,8 +59,11 @@ def markdown(r: dict, command: str) -> str:
                         for k, v in r["inference"].items()])
     if "segment" in r:
         lines += table("The shipped model through evaluate/predict's path (its TTA and members; slices/s)",
-                       ["way", "slices/s", "runs as", "file"],
-                       [[k, f"{v['slices_per_s']:.2f}", v["runs"], v["model"]] for k, v in r["segment"].items()])
+                       ["way", "slices/s", "/ fastest", "runs as", "file"],
+                       [[k, f"{v['slices_per_s']:.2f}", f"{v['over_fastest']:.2f}" if "over_fastest" in v else "–",
+                         v["runs"] + (f" (the figure of {v['same_as'].split(' (')[0]})" if "same_as" in v else ""),
+                         v["model"]] for k, v in r["segment"].items()])
+        lines += [f"{v['chosen_by']}\n" for v in r["segment"].values() if v.get("chosen_by")]
     if "volume" in r:
         lines += table("A 512 x 512 CT volume through predict's path (read, net, mask written; slices/s)",
                        ["TTA", "slices/s", "runs as"],

@@ -1,6 +1,6 @@
 """The headline ratios of a run and the targets they are held to (docs/performance.md)."""
 
-from tumorseg.benchmark.segment import FP32, INT8
+from tumorseg.benchmark.segment import AUTO, FP32, INT8
 
 
 def targets(r: dict) -> dict[str, tuple]:
@@ -23,7 +23,10 @@ def targets(r: dict) -> dict[str, tuple]:
     fp32 = next((v["slices_per_s"] for k, v in ways.items() if k.startswith(FP32)), None)
     int8 = next((v["slices_per_s"] for k, v in ways.items() if k.startswith(INT8)), None)
     if fp32 and int8:
-        out["segment_int8_default_over_fp32"] = (int8 / fp32, 2, "the default on a CPU without bf16 over fp32")
+        out["segment_int8_default_over_fp32"] = (int8 / fp32, 2, "the int8 export over PyTorch fp32")
+    auto = next((v for k, v in ways.items() if k.startswith(AUTO)), None)
+    if auto and "over_fastest" in auto:
+        out["segment_auto_over_fastest"] = (auto["over_fastest"], 0.95, f"runtime=auto runs {auto['runs']}")
     return out
 
 

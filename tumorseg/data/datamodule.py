@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from tumorseg.data.crops import CropSettings, cropped
 from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import Sample, check_root, find_pairs
 from tumorseg.data.phantom import generate_phantom
@@ -54,7 +55,11 @@ class SegDataModule(L.LightningDataModule):
         context_slices: int = 0,
         train_crop: int | None = None,
         phantom: Mapping | None = None,
+        crops: Mapping | None = None,
+        proposer: Callable | None = None,
     ):
+        """crops: data.crops (tumorseg.data.crops.CropSettings; size null: whole slices); proposer(path, slices): stage
+        1's probabilities of a part's slices, for crops.proposals_from (tumorseg train gives it)."""
         super().__init__()
         self.root = Path(root).expanduser()
         self.approach = dict(approach)
@@ -70,6 +75,10 @@ class SegDataModule(L.LightningDataModule):
             raise UserError(f"data.train_crop={train_crop} must be a multiple of 32 between 32 and data.image_size "
                             f"({image_size}), or null: train on whole slices")
         self.train_crop = train_crop
+        self.crops, self.proposer = CropSettings.of(crops), proposer
+        if self.crops is not None and (train_crop is not None or self.crops.size > image_size):
+            raise UserError(f"data.crops.size={self.crops.size} needs data.train_crop=null and a size up to "
+                            f"data.image_size={image_size}: crops of a two-stage pipeline are windows of the slice")
         self.problems = Problems()
         self.phantom = dict(phantom) if phantom is not None else None
         self.parts: dict[str, list[Sample]] = {}
@@ -128,6 +137,8 @@ class SegDataModule(L.LightningDataModule):
             self.problems.raise_errors(self.root)
             raise
         self.datasets = self.decode(self.parts)
+        if self.crops is not None:  # stage 2 of a two-stage pipeline trains on crops (tumorseg.data.crops)
+            self.datasets = cropped(self.datasets, self.crops, self.seed, self.augment, self.proposer)
         self.problems.raise_errors(self.root)
         for part, dataset in self.datasets.items():
             check_part(part, dataset, self.problems)
@@ -135,7 +146,8 @@ class SegDataModule(L.LightningDataModule):
 
     def decode(self, parts: dict[str, list[Sample]]) -> dict[str, SegDataset]:
         """Every part decoded into a dataset; a faulty pair is recorded in self.problems and left out."""
-        return {part: SegDataset(samples, self.image_size, self.train_transform() if part == "train" else None,
+        return {part: SegDataset(samples, self.image_size,
+                                 self.train_transform() if part == "train" and self.crops is None else None,
                                  self.mean, self.std, self.problems, self.mask_threshold, self.strict,
                                  context_slices=self.context_slices)
                 for part, samples in parts.items()}
@@ -150,8 +162,9 @@ class SegDataModule(L.LightningDataModule):
         return A.Compose([*steps, crop])
 
     def summary(self) -> str:
-        """One line per part: subjects and slices."""
-        return "; ".join(f"{part}: {_describe(samples)}" for part, samples in self.parts.items())
+        """One line per part: subjects and slices (and crops by kind)."""
+        crops = {p: f" -> crops: {d.counts()}" for p, d in self.datasets.items() if hasattr(d, "counts")}
+        return "; ".join(f"{part}: {_describe(samples)}{crops.get(part, '')}" for part, samples in self.parts.items())
 
     def _loader(self, part: str, shuffle: bool = False) -> DataLoader:
         if part not in self.datasets:

@@ -70,14 +70,21 @@ class SegDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
         """key: an index, or (index, augmentation seed) from EpochShuffle for repeatable augmentation."""
         index, seed = key if isinstance(key, tuple) else (key, None)
-        mask = self.masks[index]
         # H x W x C for albumentations, which moves the neighbours with slice K.
         image = self.images[index] if self.context.shape[1] == 1 else np.moveaxis(self.images[self.context[index]], 0, -1)
-        if self.transform is not None:
-            if seed is not None and hasattr(self.transform, "set_random_seed"):
-                self.transform.set_random_seed(seed)
-            out = self.transform(image=image, mask=mask)
-            image, mask = out["image"], out["mask"]
-        x = self.preprocessing.normalize(image)
-        y = torch.from_numpy(np.ascontiguousarray(mask)).float()
-        return (x[None] if x.ndim == 2 else x.permute(2, 0, 1)), y[None], self.subject_ids[index]
+        x, y = item_tensors(image, self.masks[index], self.transform, seed, self.preprocessing)
+        return x, y, self.subject_ids[index]
+
+
+def item_tensors(image: np.ndarray, mask: np.ndarray, transform: Callable | None, seed: int | None,
+                 preprocessing: Preprocessing) -> tuple[torch.Tensor, torch.Tensor]:
+    """One item: image (H x W, or H x W x C with neighbours, uint8) and mask through transform (seeded when seed is
+    given), normalized: (C x H x W float, 1 x H x W in {0, 1})."""
+    if transform is not None:
+        if seed is not None and hasattr(transform, "set_random_seed"):
+            transform.set_random_seed(seed)
+        out = transform(image=image, mask=mask)
+        image, mask = out["image"], out["mask"]
+    x = preprocessing.normalize(image)
+    y = torch.from_numpy(np.ascontiguousarray(mask)).float()
+    return (x[None] if x.ndim == 2 else x.permute(2, 0, 1)), y[None]

@@ -1,6 +1,7 @@
-"""What this machine's CPU offers: native bf16 arithmetic, int8 dot products (VNNI)."""
+"""What this machine's CPU is and offers: its model name, native bf16 arithmetic, int8 dot products (VNNI)."""
 
 import os
+import platform
 from functools import cache
 from pathlib import Path
 
@@ -21,6 +22,17 @@ def cpu_flags() -> frozenset[str]:
         if line.startswith("flags"):
             return frozenset(line.split(":", 1)[1].split())
     return frozenset()
+
+
+@cache
+def cpu_name() -> str:
+    """The CPU's model name: /proc/cpuinfo's (Linux), else what the platform module says."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def onednn_allows_bf16() -> bool:

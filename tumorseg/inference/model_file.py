@@ -1,4 +1,5 @@
 """The model file: a net's config and weights, its preprocessing, inference choices and members; .ckpt, .pt, .onnx.
+(One model of several, an ensemble, a soup or two stages: tumorseg.inference.combining.)
 
 Every command reads a model through `read` and writes one through `save` (a .pt made by ship), `mark` (training's
 .ckpt) or `onnx_metadata` (an .onnx made by export); nothing else knows the layout below.
@@ -10,6 +11,8 @@ Layout of a .ckpt / .pt (torch.save of plain data: it loads with weights_only=Tr
     members           number of nets averaged (LogitMean), absent or 1 for one net
     inference         {"threshold", "tta", "seed_threshold"}: the choices made for the model on held-out subjects
     source            where the weights came from (checkpoint name, epoch, step; or the list of an ensemble's)
+    stage2            (format 2) a two-stage model's crop model, its entries in this layout (its training's data.crops
+                      says how it crops; its inference.threshold: stage 1's probability that proposes a region)
 An .onnx holds the net as its graph and the rest as JSON in its metadata_props under METADATA_KEY.
 """
 
@@ -26,9 +29,10 @@ from tumorseg.data.preprocessing import Preprocessing
 from tumorseg.errors import UserError
 from tumorseg.files.output_files import replacing
 from tumorseg.inference.tta import tta_choice
-from tumorseg.models import LogitMean, build_net
+from tumorseg.models import build_net
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a stage2 entry may hold a crop model; every older format reads as it is
+ONE_STAGE_FORMAT = 1  # what a file without stage2 is written as, so that a tumorseg of format 1 still reads it
 FORMAT_KEY = "tumorseg_format"
 METADATA_KEY = "tumorseg"
 SUFFIXES = (".ckpt", ".pt", ".onnx")
@@ -73,6 +77,7 @@ class ModelFile:
     onnx_precision: str | None = None
     version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)  # a training checkpoint's other entries (optimizer, epoch, ...)
+    stage2: "ModelFile | None" = None  # a two-stage model's crop model (tumorseg.inference.two_stage)
 
     @property
     def is_onnx(self) -> bool:
@@ -152,24 +157,37 @@ def of_dict(content: dict, path: Path) -> ModelFile:
             or not isinstance(content.get("state_dict"), dict):
         raise UserError(f"{path} holds no tumorseg model config: use a checkpoint written by tumorseg train")
     weights = {k.removeprefix("net."): v for k, v in content["state_dict"].items() if k.startswith("net.")}
-    known = {FORMAT_KEY, "state_dict", "hyper_parameters", "members", "inference", "source"}
+    known = {FORMAT_KEY, "state_dict", "hyper_parameters", "members", "inference", "source", "stage2"}
+    nested = content.get("stage2")  # a two-stage model's crop model, in this same layout
+    stage2 = of_dict({FORMAT_KEY: version, **nested}, path) if isinstance(nested, dict) else None
     return ModelFile(path, dict(config["model"]), Preprocessing.of_data_config(config["data"]),
                      Stored.of(content.get("inference")), int(content.get("members") or 1), weights, config,
                      content.get("source") or {"checkpoint": path.name, "epoch": content.get("epoch"),
                                                "global_step": content.get("global_step")},
-                     version=version, extra={k: v for k, v in content.items() if k not in known})
+                     version=version, extra={k: v for k, v in content.items() if k not in known}, stage2=stage2)
 
 
 def save(model: ModelFile, path: Path) -> Path:
     """Write model as a slim .pt (weights, run config, choices, members; no optimizer state) to path, a temporary
     file of output_files.replacing: torch's failed write (a full disk) is an OSError, as replacing reports it."""
     try:
-        torch.save({FORMAT_KEY: FORMAT_VERSION, "state_dict": {f"net.{k}": v for k, v in model.weights.items()},
-                    "hyper_parameters": {"run_config": model.run_config}, "members": model.members,
-                    "inference": model.stored.as_dict(), "source": model.source}, path)
+        torch.save({FORMAT_KEY: format_of(model), **entries(model)}, path)
     except RuntimeError as err:  # torch's stream writer reports its failed writes so
         raise OSError(errno.EIO, str(err).splitlines()[0][:200] or "the write failed") from None
     return path
+
+
+def format_of(model: ModelFile) -> int:
+    """The oldest format that holds model: 2 only for a two-stage model."""
+    return ONE_STAGE_FORMAT if model.stage2 is None else FORMAT_VERSION
+
+
+def entries(model: ModelFile) -> dict:
+    """model's entries in the layout above (a two-stage model's crop model nested under stage2)."""
+    return {"state_dict": {f"net.{k}": v for k, v in model.weights.items()},
+            "hyper_parameters": {"run_config": model.run_config}, "members": model.members,
+            "inference": model.stored.as_dict(), "source": model.source,
+            **({} if model.stage2 is None else {"stage2": entries(model.stage2)})}
 
 
 def net_differences(model: ModelFile, wanted: dict) -> str:
@@ -185,37 +203,12 @@ def net_differences(model: ModelFile, wanted: dict) -> str:
 
 def mark(checkpoint: dict) -> None:
     """Stamp a training checkpoint (Lightning's dict, as it is saved) with the format version."""
-    checkpoint[FORMAT_KEY] = FORMAT_VERSION
-
-
-def combine(models: list[ModelFile], how: str, stored: Stored) -> ModelFile:
-    """One model of several runs of one recipe: "ensemble" averages their logits, "soup" their weights."""
-    first = models[0]
-    for other in models:
-        if other.members > 1:
-            raise UserError(f"{other.path} is already an ensemble: combine the checkpoints it was made of instead")
-        if (other.model, other.preprocessing) != (first.model, first.preprocessing):
-            raise UserError(f"{other.path} differs from {first.path} in its model or input (model config, image size, "
-                            f"normalization or context slices): combine runs of one recipe")
-    sources = [m.source for m in models]
-    if how == "ensemble":
-        weights = LogitMean([m.net() for m in models]).state_dict()
-        return replace(first, stored=stored, members=len(models), weights=dict(weights), source={"ensemble": sources},
-                       extra={})
-    weights = {k: mean_of([m.weights[k] for m in models]) for k in first.weights}
-    return replace(first, stored=stored, weights=weights, source={"soup": sources}, extra={})
-
-
-def mean_of(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """Element-wise mean of float tensors; integer ones (BatchNorm's batch counter) are taken from the first."""
-    if not tensors[0].is_floating_point():
-        return tensors[0].clone()
-    return torch.stack([t.float() for t in tensors]).mean(0).to(tensors[0].dtype)
+    checkpoint[FORMAT_KEY] = ONE_STAGE_FORMAT  # a training run's checkpoint holds one net
 
 
 def onnx_metadata(model: ModelFile, precision: str) -> dict:
     """What an exported .onnx carries besides its graph (read back by of_onnx_metadata)."""
-    return {"format_version": FORMAT_VERSION, **model.preprocessing.as_dict(), **model.stored.as_dict(),
+    return {"format_version": ONE_STAGE_FORMAT, **model.preprocessing.as_dict(), **model.stored.as_dict(),
             "precision": precision, "model": model.model, "members": model.members, "source": model.path.name}
 
 

@@ -1,7 +1,8 @@
 """Where and in what arithmetic a model runs: PyTorch on a CPU or GPU (fp32 or bf16), or ONNX Runtime (fp32, int8).
 
 `runner_for(model, device=, precision=)` applies the settings in their one valid order (device first: the
-automatic precision depends on it) and returns a Runner that maps normalized inputs to logits.
+automatic precision depends on it) and returns a Runner that maps normalized inputs to logits. `chosen_model` applies
+an explicit runtime=; runtime=auto on a CPU measures the ways a model vouches for (inference/autotune.py).
 """
 
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class Runner:
     device: torch.device
     precision: str  # "32", "bf16" (PyTorch) or the ONNX file's "32" / "int8"
     runtime: str  # "pytorch" or "onnxruntime"
+    chosen_by: str = ""  # how runtime=auto chose this way (inference/autotune.py); empty when it was not measured
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,34 +70,39 @@ def int8_export_of(model: ModelFile) -> Path:
     return model.path.with_name(model.path.stem + ".int8.onnx")
 
 
-def chosen_model(model: ModelFile, runtime: str = "auto", device: str = "auto", precision: str = "auto") -> ModelFile:
-    """The file that runs: the model itself, or its int8 export (runtime=onnxruntime; and runtime=auto with
-    precision=auto on a CPU without bf16 arithmetic, where PyTorch would run in fp32).
+def fp32_export_of(model: ModelFile) -> Path:
+    """Where a model's fp32 ONNX export sits when it has one: beside it, <stem>.onnx (tumorseg export)."""
+    return model.path.with_suffix(".onnx")
 
-    On such a CPU the int8 export gives 2x or more the slices/s of fp32 PyTorch, at a Dice within 0.005 on the
-    real val subjects (docs/performance.md); with bf16 arithmetic or a GPU, PyTorch is as fast and exact.
-    """
+
+def vouched_export(model: ModelFile, path: Path) -> ModelFile | None:
+    """The ONNX file at path when it is an export of this very model with its current choices (its preprocessing,
+    stored choices and source file name), else None: a file of another model under that name is not this one's."""
+    if not path.is_file():
+        return None
+    onnx = read(path)
+    same = (onnx.preprocessing, onnx.stored, onnx.source) == (model.preprocessing, model.stored, model.path.name)
+    return onnx if same else None
+
+
+def chosen_model(model: ModelFile, runtime: str = "auto") -> ModelFile:
+    """The file that runs for runtime=: the model itself (pytorch; auto, where inference/autotune.py may then
+    measure the exports the model vouches for against it), or its int8 export (onnxruntime)."""
     if runtime not in RUNTIMES:
-        raise UserError(f"runtime={runtime} is not one of {', '.join(RUNTIMES)}: auto (the int8 export beside the "
-                        f"model on a CPU without bf16), pytorch, onnxruntime")
+        raise UserError(f"runtime={runtime} is not one of {', '.join(RUNTIMES)}: auto (the fastest way this machine "
+                        f"measures), pytorch, onnxruntime (the int8 export beside the model)")
     if model.is_onnx:
         if runtime == "pytorch":
             raise UserError(f"runtime=pytorch: {model.path} is an ONNX model; give its .ckpt/.pt, or runtime=auto")
         return model
-    export = int8_export_of(model)
-    if runtime == "pytorch":
+    if runtime != "onnxruntime":
         return model
-    if runtime == "auto":
-        gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-        if gpu or precision != "auto" or cpu_has_bf16() or not export.is_file():
-            return model
+    export = int8_export_of(model)
     if not export.is_file():
         raise UserError(f"runtime=onnxruntime: {model.path} has no export beside it at {export}: write it with "
                         f"tumorseg export ckpt_path={model.path} output={export} quantize=int8 calibration_dir=...")
-    onnx = read(export)
-    if (onnx.preprocessing, onnx.stored, onnx.source) != (model.preprocessing, model.stored, model.path.name):
-        if runtime == "auto":  # an export of another model (or of other choices) under that name: not this one's
-            return model
+    onnx = vouched_export(model, export)
+    if onnx is None:
         raise UserError(f"runtime=onnxruntime: {export} is not an export of {model.path} with its current choices: "
                         f"export it again (tumorseg export ... overwrite=true)")
     return onnx

@@ -20,10 +20,12 @@ from tumorseg.data.context import context_table
 from tumorseg.data.layout import slice_index
 from tumorseg.data.preprocessing import Preprocessing
 from tumorseg.errors import UserError
+from tumorseg.inference.autotune import auto_runner
 from tumorseg.inference.model_file import ModelFile, model_path, read
 from tumorseg.inference.postprocess import remove_small, subject_regions
 from tumorseg.inference.runtime import Runner, chosen_model, runner_for
 from tumorseg.inference.tta import augmented_probabilities, tta_choice
+from tumorseg.inference.two_stage import CropStage, runnable, whole_image
 
 
 def model_inputs(preprocessing: Preprocessing, slices: list[np.ndarray], names: list[Path]) -> np.ndarray:
@@ -63,8 +65,8 @@ def settings_of(cfg, model: ModelFile) -> Settings:
 
 @dataclass
 class Segmented:
-    """One subject's result. raw / probabilities: N x S x S float32 at the model's size S, before / after the
-    3D steps; masks: N 0/1 uint8 arrays, each at its slice's own size."""
+    """One subject's result. raw / probabilities: N x S x S float32 at the model's size S (a two-stage model's:
+    at its crop model's grid), before / after the 3D steps; masks: N 0/1 uint8 arrays, each at its slice's size."""
 
     raw: np.ndarray
     probabilities: np.ndarray
@@ -82,6 +84,7 @@ class Segmenter:
     def __init__(self, model: ModelFile, runner: Runner, settings: Settings):
         self.model, self.runner, self.settings = model, runner, settings
         self.preprocessing = model.preprocessing
+        self.crops = CropStage.of(model, runner, settings.tta, settings.batch_size)  # a two-stage model's stage 2
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized N x C x S x S -> sigmoid probabilities N x 1 x S x S, averaged over the TTA views."""
@@ -100,19 +103,42 @@ class Segmenter:
             if advance is not None:
                 advance(len(batch))
         raw = np.concatenate(parts)
-        probs = subject_regions(raw, [slice_index(n) for n in names], s.threshold, s.seed_threshold, s.largest_3d)
+        if self.crops is not None:  # a two-stage model: its crop model outlines the regions stage 1 proposes
+            raw = self.crops.refine(raw, model_inputs(self.crops.preprocessing, slices, names))
+        return self.thresholded(raw, slices, names, s.threshold)
+
+    def thresholded(self, raw: np.ndarray, slices: list[np.ndarray], names: list[Path], threshold: float) -> Segmented:
+        """The steps after the net at a pixel threshold: 3D steps, each slice's size, threshold, small components.
+        Another threshold on the same raw probabilities (evaluate thresholds=[...]) needs no second pass."""
+        s = self.settings
+        probs = subject_regions(raw, [slice_index(n) for n in names], threshold, s.seed_threshold, s.largest_3d)
         result = Segmented(raw, probs, [])
         for i, gray in enumerate(slices):
-            mask = (result.at_size(i, gray.shape) > s.threshold).astype(np.uint8)
+            mask = (result.at_size(i, gray.shape) > threshold).astype(np.uint8)
             result.masks.append(remove_small(mask, s.min_size))
         return result
 
 
 def segmenter_for(cfg, log=None) -> Segmenter:
-    """The Segmenter of a command's cfg: ckpt_path (else the shipped model), runtime=, device=, precision= and
-    the settings, checked in that order."""
-    model = read(model_path(cfg.get("ckpt_path"), log))
-    model = chosen_model(model, str(cfg.get("runtime") or "auto"), str(cfg.get("device") or "auto"),
-                         str(cfg.get("precision") or "auto"))
-    settings = settings_of(cfg, model)
-    return Segmenter(model, runner_for(model, cfg.get("device"), cfg.get("precision")), settings)
+    """The Segmenter of a command's cfg: ckpt_path (else the shipped model), runtime=, the settings, then device=
+    and precision= (with runtime=auto and precision=auto on a CPU: the fastest way measured, inference/autotune.py)."""
+    runtime = str(cfg.get("runtime") or "auto")
+    model = chosen_model(runnable(read(model_path(cfg.get("ckpt_path"), log)), runtime), runtime)
+    settings = settings_of(cfg, model)  # before measuring: a vouched export stores the model's own choices
+    model, runner = auto_runner(model, runtime, cfg.get("device"), cfg.get("precision"), settings.batch_size, log)
+    return Segmenter(model, runner, settings)
+
+
+def slice_probabilities(path: str, slices) -> np.ndarray:
+    """A whole-image model's probabilities (N x H x W float32, before the 3D steps) of a data set's decoded slices
+    (a SegDataset: uint8 N x H x W, by subject), with the model's stored TTA on the first GPU, else the CPU: stage 1's
+    proposals for training a crop model on its false alarms (data.crops.proposals_from=path)."""
+    model = whole_image(read(path, "data.crops.proposals_from"), "data.crops.proposals_from")
+    segmenter = Segmenter(model, runner_for(model), Settings(model.stored.threshold, model.stored.tta, 0.0))
+    out = np.zeros(slices.images.shape, np.float32)
+    ids = np.asarray(slices.subject_ids)
+    for subject in np.unique(ids):
+        rows = np.flatnonzero(ids == subject)
+        result = segmenter.subject([slices.images[i] for i in rows], [slices.samples[i].image for i in rows])
+        out[rows] = [result.at_size(k, slices.images.shape[1:], after_3d=False) for k in range(len(rows))]
+    return out

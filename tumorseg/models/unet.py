@@ -11,14 +11,14 @@ NORMS = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d, "none": None}
 UPS = ("transpose", "bilinear")
 
 
-def check_image_size(image_size: int, depth: int) -> None:
-    """Refuse an input size that the encoder cannot halve `depth` times without remainder."""
+def check_image_size(image_size: int, depth: int, option: str = "data.image_size") -> None:
+    """Refuse an input size (the setting `option`) that the encoder cannot halve `depth` times without remainder."""
     step = 2**depth
     if image_size % step:
         fits = ", ".join(str(s) for s in (image_size // step * step, (image_size // step + 1) * step) if s)
         raise UserError(
-            f"data.image_size={image_size} is not divisible by 2**model.depth={step}: "
-            f"use data.image_size={fits.replace(', ', ' or ')} or a smaller model.depth"
+            f"{option}={image_size} is not divisible by 2**model.depth={step}: "
+            f"use {option}={fits.replace(', ', ' or ')} or a smaller model.depth"
         )
 
 

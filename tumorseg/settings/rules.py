@@ -37,11 +37,14 @@ RULES = {
     "viewer": (bool, lambda v: True, "", "false"),
     "overwrite": (bool, lambda v: True, "", "true"),
     "quick": (bool, lambda v: True, "", "true"),
+    "quiet": (bool, lambda v: True, "", "true"),
     "opset": (int, lambda v: v >= 7, ">= 7", 17),
     "check_batch": (int, lambda v: v > 0, "> 0", 3),
     "tolerance": (float, lambda v: v > 0, "> 0", 1e-4),
     "calibration_slices": (int, lambda v: v > 0, "> 0", 64),
     "min_agreement": (float, lambda v: 0 <= v <= 1, "between 0 and 1", 0.9),
+    "format": (None, lambda v: v in ("onnx", "web"), "onnx (an .onnx file) or web (a browser page folder)", "web"),
+    "port": (int, lambda v: 0 <= v <= 65535, "between 0 (any free port) and 65535", 8000),
     "data.image_size": (int, lambda v: 0 < v <= MAX_SIDE, f"between 1 and {MAX_SIDE}", 256),
     "data.batch_size": (int, lambda v: v > 0, "> 0", 16),
     "data.num_workers": (int, lambda v: v >= 0, ">= 0", 2),
@@ -50,6 +53,14 @@ RULES = {
     "data.std": (float, lambda v: v > 0, "> 0", 0.25),
     "data.tumor_share": (float, lambda v: 0 < v < 1, "between 0 and 1", 0.9),
     "data.train_crop": (int, lambda v: True, "(or null: whole slices)", 128),
+    "data.crops.size": (int, lambda v: v >= 8, ">= 8 (or null: whole slices)", 64),
+    "data.crops.input_size": (int, lambda v: 8 <= v <= MAX_SIDE, f"between 8 and {MAX_SIDE}", 128),
+    "data.crops.margin": (int, lambda v: v >= 0, ">= 0", 8),
+    "data.crops.negatives": (float, lambda v: 0 <= v <= 100, "between 0 and 100 (random crops per tumor crop)", 1.0),
+    "data.crops.proposal_threshold": (float, lambda v: 0 < v < 1, "between 0 and 1", 0.2),
+    "data.crops.proposals_from": (str, lambda v: bool(v.strip()), "a stage-1 model file", "stage1.pt"),
+    "proposal_threshold": (float, lambda v: 0 < v < 1, "between 0 and 1", 0.2),
+    "crop": (str, lambda v: bool(v.strip()), "a crop model's checkpoint", "crops/checkpoints/last.ckpt"),
     "data.mask_threshold": (int, lambda v: 0 <= v <= 254, "between 0 and 254 (a mask pixel above it is tumor)", 127),
     "data.strict": (bool, lambda v: True, "", "true"),
     "data.pin_memory": (bool, lambda v: True, "", "false"),
@@ -130,13 +141,19 @@ PATH_EXAMPLES = {"input": "scan.nii.gz", "output": "predictions",
                  "calibration_dir": "data/lung-ct-slices/train", "resume": "outputs/train/RUN",
                  "init_from": "reference", "dest": "data/lung-ct-slices", "out": "outputs/report.md",
                  "data.root": "data/lung-ct-slices", "series": "1.2.840.113619.2.55", "url": "file:///data/slices.zip",
-                 "split": "val", "device": "cpu"}
+                 "split": "val", "device": "cpu", "dir": "page"}
 RULES.update({key: (str, lambda v: bool(v.strip()), "that is not empty", example)
               for key, example in PATH_EXAMPLES.items()})
 RULES.update({key: (None, lambda v: isinstance(v, list) and texts(v) == v, "a list of paths or names", example)
               for key, example in {"ensemble": "[RUN2/checkpoints/last.ckpt]", "soup": "[RUN2/checkpoints/last.ckpt]",
                                    "cases": "[lung_001,lung_003]", "val_cases": "[lung_001]"}.items()})
 RULES["runs"] = (None, lambda v: bool(texts(v)), "a run dir, or a list of them", "outputs/multiruns/RUN")
+RULES.update({key: (None, lambda v: bool(texts(v)), "a run, sweep or evaluate folder, a results file or a glob "
+                    "pattern, or a list of them", example) for key, example in
+              {"a": "outputs/multirun/CONTROL", "b": "'eval/candidate-fold*.json'"}.items()})
+RULES["rule"] = (str, lambda v: bool(v.strip()), "a YAML rule file", "experiments/lung/seed-ensemble/rule.yaml")
+RULES["thresholds"] = (None, lambda v: bool(numbers(v, float)) and all(0 < x < 1 for x in numbers(v, float)),
+                       "a list of thresholds between 0 and 1", "[0.2,0.3,0.5]")
 RULES["module.device_augment.scale"] = (None, lambda v: len(numbers(v, float)) == 2 and min(numbers(v, float)) > 0,
                                         "[LOW,HIGH]: two finite numbers > 0", "[0.9,1.1]")
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Each fold's stage 1 and crop model shipped as one two-stage file, with the shipped evaluation's choices (affine TTA,
+# threshold 0.3, fp32) and the crop models' proposal threshold (0.2), all fixed in RULES.md before any result; scored
+# on the fold's 10 unseen subjects, then decided by the rule against the shipped recipe's fold models alone:
+#   bash experiments/lung/two-stage/eval.sh DATA_ROOT
+# Time, estimated: ~250 slices a fold at 10 TTA views on one core, stage 1 ~3 min, the crops ~1 min; both folds at once.
+set -euo pipefail
+S=outputs/lung/lite-cpu
+O=outputs/lung/two-stage
+E=experiments/lung/two-stage/eval
+mkdir -p $E
+score() {  # fold
+  T=outputs/lung/cv-fold$1-test
+  [ -d $T ] || .venv/bin/python experiments/lung/cv-all-16ep-tversky/fold_dir.py $1 $2 $T
+  .venv/bin/python -m tumorseg.ship ckpt_path=$S/fold$1/checkpoints/last.ckpt \
+    crop=$O/crops-fold$1/checkpoints/last.ckpt proposal_threshold=0.2 threshold=0.3 tta=affine \
+    output=$O/two-stage-fold$1.pt overwrite=true
+  OMP_NUM_THREADS=1 .venv/bin/python -m tumorseg.evaluate ckpt_path=$O/two-stage-fold$1.pt data_dir=$T precision=32 \
+    hydra.run.dir=$O/eval-fold$1 > $O/eval-fold$1.log 2>&1
+  cp $O/eval-fold$1/metrics.json $E/fold$1.json
+}
+score 0 $1 &
+score 1 $1 &
+wait
+# a = the shipped recipe's fold models alone (../lite-net/eval/fold{0,1}.json, the same evaluation), b = two stages
+.venv/bin/python -m tumorseg.compare "a=experiments/lung/lite-net/eval/fold*.json" "b=$E/fold*.json" \
+  rule=experiments/lung/two-stage/rule.yaml output=experiments/lung/two-stage/compare

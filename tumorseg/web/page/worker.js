@@ -1,0 +1,79 @@
+// The segmentation path of tumorseg predict (tumorseg/inference/segment.py Segmenter.subject), off the page's main
+// thread: slices (8-bit, RAS order) -> resize to the model's size -> neighbours (2.5D) -> normalize -> the net
+// (onnxruntime-web, WASM) -> sigmoid (TTA views averaged) -> 3D steps -> back to the slices' size -> threshold ->
+// small components removed. Messages: init {settings, threads} -> ready; run {slices, k, h, w, numbers, tta} ->
+// progress {done, total} ..., result {masks, seconds}; anything that fails -> error {message}.
+import * as ort from './vendor/onnxruntime-web/ort.wasm.min.mjs';
+import { removeSmall, subjectRegions } from './components.js';
+import { normalizeInto, resizeArea, resizeLinear } from './preprocess.js';
+
+let session = null, settings = null;
+const BATCH = 4;
+
+async function init(message) {
+  settings = message.settings;
+  ort.env.wasm.wasmPaths = new URL('./vendor/onnxruntime-web/', import.meta.url).href;
+  ort.env.wasm.numThreads = message.threads;
+  session = await ort.InferenceSession.create(new URL(settings.model, message.base).href,
+    { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  postMessage({ type: 'ready', threads: ort.env.wasm.numThreads });
+}
+
+/** Item indices of slice k's neighbours k-c..k+c of the same run of slice numbers (k itself where one is missing),
+ * as tumorseg/data/context.py context_table. */
+function contextTable(numbers, c) {
+  const where = new Map(numbers.map((n, i) => [n, i]));
+  return numbers.map((n, i) => Array.from({ length: 2 * c + 1 }, (_, d) => (n === null ? i : where.get(n + d - c) ?? i)));
+}
+
+function sigmoid(x) { return Math.fround(1 / (1 + Math.exp(-x))); }
+
+/** The mean probability of the views (flip: the slice and its mirror) of a batch, as Float32Arrays of s x s. */
+async function probabilities(input, n, channels, s, tta) {
+  const shape = [n, channels, s, s];
+  const { logits } = await session.run({ image: new ort.Tensor('float32', input, shape) });
+  const probs = Array.from({ length: n }, (_, b) => Float32Array.from(logits.data.subarray(b * s * s, (b + 1) * s * s), sigmoid));
+  if (!tta) return probs;
+  const flipped = new Float32Array(input.length);
+  for (let row = 0; row < input.length / s; row++) {
+    for (let x = 0; x < s; x++) flipped[row * s + x] = input[row * s + s - 1 - x];
+  }
+  const back = (await session.run({ image: new ort.Tensor('float32', flipped, shape) })).logits.data;
+  return probs.map((p, b) => p.map((v, i) => {
+    const row = Math.floor(i / s), x = i % s;
+    return Math.fround(Math.fround(v + sigmoid(back[b * s * s + row * s + s - 1 - x])) / 2);
+  }));
+}
+
+async function run({ slices, k, h, w, numbers, tta }) {
+  const start = performance.now(), prep = settings.preprocessing, s = prep.image_size, c = prep.context_slices;
+  const resized = Array.from({ length: k }, (_, z) => resizeArea(slices.subarray(z * h * w, (z + 1) * h * w), h, w, s));
+  const table = contextTable(numbers, c), channels = 2 * c + 1;
+  const probs = [];
+  for (let b = 0; b < k; b += BATCH) {
+    const n = Math.min(BATCH, k - b), input = new Float32Array(n * channels * s * s);
+    for (let i = 0; i < n; i++) {
+      table[b + i].forEach((item, ch) => normalizeInto(resized[item], prep.mean, prep.std, input, (i * channels + ch) * s * s));
+    }
+    probs.push(...await probabilities(input, n, channels, s, tta));
+    postMessage({ type: 'progress', done: b + n, total: k });
+  }
+  const post = settings.postprocess;
+  subjectRegions(probs, numbers, s, settings.threshold, post.seed_threshold, post.largest_3d);
+  const masks = new Uint8Array(k * h * w);
+  probs.forEach((prob, z) => {
+    const sized = resizeLinear(prob, s, s, h, w), mask = new Uint8Array(h * w);
+    for (let i = 0; i < mask.length; i++) mask[i] = sized[i] > settings.threshold ? 1 : 0;
+    masks.set(removeSmall(mask, h, w, post.min_size), z * h * w);
+  });
+  postMessage({ type: 'result', masks, seconds: (performance.now() - start) / 1000 }, [masks.buffer]);
+}
+
+onmessage = async ({ data }) => {
+  try {
+    if (data.type === 'init') await init(data);
+    else if (data.type === 'run') await run(data);
+  } catch (err) {
+    postMessage({ type: 'error', message: String(err && err.message ? err.message : err) });
+  }
+};
