@@ -41,7 +41,7 @@ class Browser:
         for domain in ("Page", "Network", "Runtime", "Log"):
             self.call(f"{domain}.enable")
         # the page's workers (the model's, dcm2niix's, onnxruntime-web's threads) fetch too: their requests are logged
-        self.call("Target.setAutoAttach", autoAttach=True, waitForDebuggerOnStart=False, flatten=True)
+        self.call("Target.setAutoAttach", autoAttach=True, waitForDebuggerOnStart=True, flatten=True)
 
     def call(self, method: str, **params) -> dict:
         """Send one command and wait for its answer (events met on the way are recorded)."""
@@ -58,8 +58,13 @@ class Browser:
     def event(self, message: dict) -> None:
         method, params = message.get("method"), message.get("params", {})
         if method == "Target.attachedToTarget":
-            for domain in ("Network", "Runtime"):
-                self.socket.send(json.dumps({"id": next(self.ids), "method": f"{domain}.enable",
+            # a worker waits to start until its requests are logged (else it may fetch before Network.enable),
+            # and the workers it starts are attached in turn
+            for command, args in (("Network.enable", {}), ("Runtime.enable", {}),
+                                  ("Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": True,
+                                                            "flatten": True}),
+                                  ("Runtime.runIfWaitingForDebugger", {})):
+                self.socket.send(json.dumps({"id": next(self.ids), "method": command, "params": args,
                                              "sessionId": params["sessionId"]}))
         elif method == "Network.requestWillBeSent":
             self.requests.append(params["request"]["url"])

@@ -27,19 +27,22 @@ INT8 = REFERENCE_MODEL.with_name("lung_unet.int8.onnx")  # what the page of the 
 FINISHED = "window.tumorseg && ['done', 'error'].includes(window.tumorseg.status)"
 READY = "window.tumorseg && window.tumorseg.status === 'ready'"
 # The scans of data/volumes/ (a name: what tumorseg predict names the case): the 3D phantom stored as the phantom
-# is (x and y flipped, turned 8 degrees) and stored LPS as scanners store slices; NRRD and MHA compressed or not
+# is (x and y flipped, turned 8 degrees), stored LPS as scanners store slices, and (a DICOM series) stored RPI, its
+# slices from the top down; NRRD and MHA compressed or not
 VOLUMES = {"phantom.nii.gz": "phantom", "nrrd-gz.nrrd": "nrrd-gz", "nrrd-raw.nrrd": "nrrd-raw",
-           "mha-gz.mha": "mha-gz", "mha-raw.mha": "mha-raw", "dicom/": "dicom"}
+           "mha-gz.mha": "mha-gz", "mha-raw.mha": "mha-raw", "dicom/": "dicom", "dicom-rpi/": "dicom-rpi"}
 
 
 def write_volumes(folder: Path) -> None:
-    """The phantom as every volume of VOLUMES (the .nii.gz, -gz and dicom as made; the -raw ones stored LPS)."""
+    """The phantom as every volume of VOLUMES (the .nii.gz and -gz ones as made, the -raw ones and dicom stored LPS,
+    dicom-rpi RPI)."""
     made, lps = phantom_volume()[0], phantom_volume(orientation="LPS")[0]
     for name, image, compressed in [("phantom.nii.gz", made, True), ("nrrd-gz.nrrd", made, True),
                                     ("nrrd-raw.nrrd", lps, False), ("mha-gz.mha", made, True),
                                     ("mha-raw.mha", lps, False)]:
         sitk.WriteImage(image, str(folder / name), useCompression=compressed)
     write_dicom_series(folder / "dicom", orientation="LPS")
+    write_dicom_series(folder / "dicom-rpi", description="phantom chest CT, RPI", orientation="RPI")  # its own UIDs
 
 
 def write_slices(images: Path, data: Path) -> None:
