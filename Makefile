@@ -94,6 +94,7 @@ test-fast: $(STAMP) test-tools web-vendor  ## the tests that train nothing (not 
 
 # The fuzz campaign of tests/test_fuzz.py with its large budget (make test runs 24 cases of it): one process, the
 # cases one after another; FUZZ_CASES=N for another budget. Writes outputs/fuzz/summary.md and failures.jsonl.
+# TUMORSEG_FUZZ_COMMANDS=compare,serve (the environment) draws only those commands: a focused campaign.
 FUZZ_CASES ?= 2000
 fuzz: $(STAMP)  ## the fuzz campaign: FUZZ_CASES=2000 random commands, options and inputs (about 40 min); outputs/fuzz/
 	TUMORSEG_FUZZ_CASES=$(FUZZ_CASES) TUMORSEG_FUZZ_MINIMIZE=1 TUMORSEG_FUZZ_OUT=outputs/fuzz \

@@ -348,7 +348,9 @@ def write_model(kind: str, path: Path) -> Path:
     """A model file of a kind: a copy of the shipped one, or a damaged or foreign file under a model's name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     shipped = REFERENCE / "lung_unet.pt"
-    if kind == "shipped":
+    if kind in TINY_MODEL_KINDS:
+        write_tiny_model(kind, path)
+    elif kind == "shipped":
         shutil.copyfile(shipped, path)
     elif kind == "truncated":
         path.write_bytes(shipped.read_bytes()[: 3 * 1024 * 1024])
@@ -397,3 +399,211 @@ def write_archive(kind: str, path: Path) -> Path:
     if kind == "truncated":
         truncate(path, 0.6)
     return path
+
+
+def tiny_model_dict(crops: dict | None = None, seed: int = 0) -> dict:
+    """A small model file's content (a 2-level U-Net at 32 x 32, random weights): the shipped model's run config with
+    a tiny net, and data.crops set for a crop model (stage 2 of a two-stage pipeline)."""
+    import torch
+
+    from tumorseg.models import build_net
+
+    config = torch.load(REFERENCE / "lung_unet.pt", weights_only=True)["hyper_parameters"]["run_config"]
+    config["model"].update(base_channels=4, depth=2, flat_steps=0)
+    config["data"].update(image_size=32, crops={"size": 16, "input_size": 32, "margin": 2, "negatives": 1.0,
+                                                "proposals_from": None, "proposal_threshold": 0.2} if crops else None)
+    torch.manual_seed(seed)
+    weights = {f"net.{k}": v for k, v in build_net(config["model"]).state_dict().items()}
+    return {"tumorseg_format": 1, "state_dict": weights, "hyper_parameters": {"run_config": config},
+            "inference": {"threshold": 0.5, "tta": False, "seed_threshold": 0.0}}
+
+
+TINY_MODEL_KINDS = ("tiny", "crop", "two_stage")
+
+
+def write_tiny_model(kind: str, path: Path) -> Path:
+    """tiny: a whole-image model; crop: a crop model; two_stage: a whole-image model with a crop model as stage 2."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = tiny_model_dict(crops=kind == "crop")
+    if kind == "two_stage":
+        stage2 = tiny_model_dict(crops=True, seed=1)
+        content["stage2"] = {k: v for k, v in stage2.items() if k != "tumorseg_format"}
+    torch.save(content, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# compare's sides (evaluate outputs, runs, CV sweeps, results files, globs) and rule files
+
+COMPARE_SIDES = ("cv_evaluate", "cv_evaluate", "evaluate", "run", "cv_sweep", "metrics_file", "glob", "list",
+                 "empty_folder", "missing", "broken_json", "nan_figures", "missing_keys", "not_object", "fewer_folds",
+                 "other_subjects", "no_fold_names", "strings", "volumes", "null_dice", "fold_twice", "bad_record",
+                 "empty_subjects", "huge", "other_data", "nan_subject", "above_one")
+RULE_KINDS = (None, "valid", "valid", "strict", "malformed", "wrong_type", "unknown_key", "nan", "negative", "empty",
+              "list", "folds_unknown", "folds_bool", "binary", "inf", "huge", "folds_empty", "null_values")
+SUBJECTS = ("s1", "s2", "s3")
+
+
+def evaluate_metrics(dice: dict, whole: float, n_images: int = 6) -> dict:
+    """metrics.json as tumorseg evaluate writes it for slices: pooled figures, settings, data_dir, subjects."""
+    return {"dice": whole, "dice_per_subject": sum(dice.values()) / max(len(dice), 1), "n_images": n_images,
+            "n_subjects": len(dice), "threshold": 0.3, "data_dir": "data/val", "ckpt_path": "model.pt",
+            "subjects": {name: {"dice": d, "precision": d, "recall": d, "n_images": 2} for name, d in dice.items()}}
+
+
+def _write_json(path: Path, content) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+def _run_record(run: Path, fold: int | None) -> None:
+    approach = f"approach:\n  name: cv\n  k: 3\n  fold: {fold}\n" if fold is not None else "approach:\n  name: split\n"
+    _write_json(run / ".hydra" / "config.yaml", approach)
+
+
+def write_compare_side(kind: str, folder: Path, gain: float) -> str:
+    """One side of compare (its results under folder) as the option's value: a path, a glob pattern or a list."""
+    dice = {name: 0.4 + 0.1 * i + gain for i, name in enumerate(SUBJECTS)}
+    folds = ("0", "1", "2")
+    if kind in ("cv_evaluate", "fewer_folds", "other_subjects", "null_dice", "empty_subjects", "huge", "other_data",
+                "nan_subject", "above_one"):
+        for fold in folds[:2] if kind == "fewer_folds" else folds:
+            figures = evaluate_metrics(dice, 0.5 + gain)
+            if kind == "other_subjects" and fold == "1":
+                figures = evaluate_metrics({"x9": 0.5, **dice}, 0.5)
+            elif kind == "null_dice":
+                figures["subjects"]["s1"]["dice"] = None
+            elif kind == "empty_subjects":
+                figures["subjects"] = {}
+            elif kind == "huge":
+                figures["dice"] = 1e308
+                figures["subjects"]["s2"]["dice"] = -1e308
+            elif kind == "other_data":
+                figures["n_images"] = 99
+            elif kind == "nan_subject" and fold == "1":  # one subject's Dice NaN, the whole-image Dice infinite
+                figures["subjects"]["s2"]["dice"], figures["dice"] = float("nan"), float("inf")
+            elif kind == "above_one":
+                figures["subjects"]["s3"]["dice"] = 1.5
+            _write_json(folder / f"fold{fold}" / "metrics.json", figures)
+        return str(folder)
+    if kind == "evaluate":
+        return str(_write_json(folder / "metrics.json", evaluate_metrics(dice, 0.5 + gain)).parent)
+    if kind == "run":
+        _write_json(folder / "metrics.json", {"test/dice": 0.5 + gain, "test/dice_per_subject": 0.4 + gain})
+        _run_record(folder, None)
+        return str(folder)
+    if kind == "cv_sweep":
+        for i in range(3):
+            _write_json(folder / str(i) / "metrics.json", {"test/dice": 0.5 + gain, "test/dice_per_subject": 0.4})
+            _run_record(folder / str(i), i)
+        return str(folder)
+    if kind == "metrics_file":
+        return str(_write_json(folder / "metrics_t0.3.json", evaluate_metrics(dice, 0.5)))
+    if kind in ("glob", "list", "fold_twice"):
+        paths = [_write_json(folder / f"ensemble-fold{f}.json", evaluate_metrics(dice, 0.5 + gain)) for f in folds]
+        if kind == "fold_twice":  # fold 1 in two files
+            paths.append(_write_json(folder / "again" / "fold1.json", evaluate_metrics(dice, 0.5)))
+        return str(folder / "ensemble-fold*.json") if kind == "glob" else f"[{','.join(map(str, paths))}]"
+    if kind == "empty_folder":
+        folder.mkdir(parents=True, exist_ok=True)
+        return str(folder)
+    if kind == "missing":
+        return str(folder / "nowhere")
+    if kind == "no_fold_names":
+        for name in ("first", "second"):
+            _write_json(folder / name / "metrics.json", evaluate_metrics(dice, 0.5))
+        return str(folder)
+    if kind == "volumes":
+        cases = {f"case{i}": {"dice": d, "volume_ml": 1.0} for i, d in enumerate(dice.values())}
+        _write_json(folder / "metrics.json", {"dice_per_case": 0.5, "data": "x", "label": [1], "cases": cases})
+        return str(folder)
+    if kind == "bad_record":
+        _write_json(folder / "metrics.json", {"test/dice": 0.5, "test/dice_per_subject": 0.4})
+        _write_json(folder / ".hydra" / "config.yaml", "approach: [unclosed\n")
+        return str(folder)
+    broken = {"broken_json": '{"dice": 0.5, "subjects": {', "not_object": "[1, 2, NaN]",
+              "nan_figures": json.dumps(evaluate_metrics({n: float("nan") for n in SUBJECTS}, float("nan"))),
+              "missing_keys": json.dumps({"val/dice": 0.5}),
+              "strings": json.dumps(evaluate_metrics(dice, 0.5) | {"dice": "0.5", "subjects": {"s1": {"dice": "high"}}})
+              }[kind]
+    _write_json(folder / "fold0" / "metrics.json", broken)
+    _write_json(folder / "fold1" / "metrics.json", evaluate_metrics(dice, 0.5))
+    return str(folder)
+
+
+def write_rule(kind: str, path: Path) -> Path:
+    """A decision rule file of a kind: valid, or malformed, of wrong types, unknown keys, NaN, negative ..."""
+    text = {
+        "valid": "folds: [0, 1, 2]\nmin_per_subject_gain: 0.01\nmin_folds_better: 2\n",
+        "strict": "min_per_subject_gain: 0.0\nmin_whole_image_gain: 0.0\nmin_folds_better: 3\n",
+        "malformed": "min_per_subject_gain: [0.01\n  : :\n",
+        "wrong_type": "min_per_subject_gain: high\nmin_folds_better: 1.5\n",
+        "unknown_key": "min_per_subject_gain: 0.01\nmin_dice: 0.8\n",
+        "nan": "min_per_subject_gain: .nan\nmin_whole_image_gain: .nan\n",
+        "negative": "min_per_subject_gain: -0.5\nmin_folds_better: -1\n",
+        "empty": "",
+        "list": "- min_per_subject_gain: 0.01\n",
+        "folds_unknown": "folds: [7, x]\nmin_per_subject_gain: 0.01\n",
+        "folds_bool": "folds: [true]\nmin_folds_better: 1\n",
+        "binary": "\xff\xfe\x00min",
+        "inf": "min_per_subject_gain: .inf\nmin_whole_image_gain: -.inf\n",
+        "huge": "min_folds_better: 100000000000000000000000\nmin_per_subject_gain: 1e400\n",
+        "folds_empty": "folds: []\nmin_per_subject_gain: 0.0\n",
+        "null_values": "min_per_subject_gain: null\nfolds: null\n",
+    }[kind]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "binary":
+        path.write_bytes(text.encode("latin-1"))
+    else:
+        path.write_text(text)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# page folders (serve) and what export format=web finds at its output
+
+PAGE_KINDS = ("page", "page", "missing", "file", "not_a_page", "empty", "symlink", "odd_name")
+
+
+def write_page(kind: str, folder: Path) -> Path:
+    """A folder for tumorseg serve: a page folder (index.html, model.json, model.onnx), or something that is not."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "missing":
+        return folder
+    if kind == "file":
+        folder.write_text("<html></html>\n")
+        return folder
+    target = folder.with_name(folder.name + "-target") if kind == "symlink" else folder
+    if kind == "odd_name":
+        target = folder = folder.with_name("pàge [1],x=2")
+    target.mkdir()
+    if kind != "empty":
+        (target / "index.html").write_text("<!doctype html><title>page</title>\n")
+    if kind in ("page", "symlink", "odd_name"):
+        (target / "model.json").write_text(json.dumps({"model": "model.onnx"}))
+        shutil.copyfile(REFERENCE / "lung_unet.int8.onnx", target / "model.onnx")
+    if kind == "symlink":
+        folder.symlink_to(target, target_is_directory=True)
+    return folder
+
+
+WEB_OUTPUTS = ("new", "new", "empty_dir", "page_dir", "file", "symlink_dir", "onnx_name")
+
+
+def prepare_web_output(kind: str, out: Path, sentinel: Path) -> Path:
+    """export format=web's output=DIR as a case finds it: new, an empty folder, an earlier page, a file at DIR, a
+    link to a folder outside (the sentinel's), a name ending .onnx."""
+    page = out / ("page.onnx" if kind == "onnx_name" else "page")
+    out.mkdir(parents=True, exist_ok=True)
+    if kind == "empty_dir":
+        page.mkdir()
+    elif kind == "page_dir":
+        write_page("page", page)
+    elif kind == "file":
+        page.write_text("planted page\n")
+    elif kind == "symlink_dir":
+        page.symlink_to(sentinel / "inner", target_is_directory=True)
+    return page

@@ -187,3 +187,47 @@ def test_evaluate_thresholds_equal_separate_runs(trained_run, data_dir, tmp_path
     checked = run_main("tumorseg.compare", f"a={tmp_path / 'multi' / 'metrics_t0.5.json'}",
                        f"b={tmp_path / 'multi' / 'metrics_t0.2.json'}", f"output={tmp_path / 'cmp'}")
     assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ("min_per_subject_gain: .nan\n", ["'min_per_subject_gain' must be a number between -1 and 1", "nan"]),
+    ("min_whole_image_gain: .inf\n", ["'min_whole_image_gain' must be a number between -1 and 1", "inf"]),
+    ("min_per_subject_gain: 2\n", ["'min_per_subject_gain' must be a number between -1 and 1"]),
+])
+def test_a_gain_that_is_no_dice_difference_is_refused(tmp_path, text, fragments):
+    """A NaN gain would never be met (NaN compares false): a rule that cannot decide is refused, not NOT KEPT."""
+    a, b = method(tmp_path / "a", 0.0), method(tmp_path / "b", 0.03)
+    assert_one_error(compare(tmp_path, f"a={a}", f"b={b}", f"rule={rule(tmp_path / 'rule.yaml', text)}"), *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where, value", [("subject", float("nan")), ("subject", 1.5), ("whole", float("inf")),
+                                          ("whole", -0.1)])
+def test_a_dice_that_is_no_dice_is_refused_naming_the_file(tmp_path, where, value):
+    """A results file whose Dice is NaN, infinite or outside [0, 1] would make figures (and compare.json) wrong."""
+    a, b = method(tmp_path / "a", 0.0), method(tmp_path / "b", 0.03)
+    broken = b / "fold1" / "metrics.json"
+    figures = json.loads(broken.read_text())
+    if where == "subject":
+        figures["subjects"]["s6"]["dice"] = value
+    else:
+        figures["dice"] = value
+    broken.write_text(json.dumps(figures))
+    what = "the Dice of 's6' under 'subjects'" if where == "subject" else "'dice'"
+    assert_one_error(compare(tmp_path, f"a={a}", f"b={b}"), str(broken), what, "not a Dice between 0 and 1")
+    assert not (tmp_path / "out").exists()
+
+
+def test_thresholds_is_a_list_and_each_threshold_has_its_own_file(data_dir, tmp_path):
+    """A lone number is refused in one line (not a traceback); thresholds that print alike at 6 digits each get
+    their own file, named by the threshold itself (never 0.999999999 as metrics_t1.json)."""
+    common = [f"data_dir={data_dir / 'phantom' / 'val'}", "tta=false", "viewer=false", "runtime=onnxruntime",
+              f"ckpt_path={REPO / 'tumorseg' / 'reference' / 'lung_unet.int8.onnx'}"]
+    lone = run_main("tumorseg.evaluate", *common, "thresholds=0.3", f"hydra.run.dir={tmp_path / 'lone'}")
+    assert_one_error(lone, "thresholds=0.3 must be a list of thresholds between 0 and 1")
+    close = ["0.3", "0.30000001", "0.999999999"]
+    result = run_main("tumorseg.evaluate", *common, f"thresholds=[{','.join(close)}]",
+                      f"hydra.run.dir={tmp_path / 'close'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for t in close:
+        assert json.loads((tmp_path / "close" / f"metrics_t{t}.json").read_text())["threshold"] == float(t)

@@ -2,12 +2,13 @@
 
 Each case draws a command, its input (tests/fuzz_inputs.py: volumes of random sizes, spacings, directions, dtypes,
 non-finite voxels, broken headers and truncations; DICOM series with odd geometry; slice folders with odd files; task
-folders, run dirs, model files, archives) and up to three options of any kind (numbers, NaN, Inf, huge, negative,
-strings, lists, booleans, missing values, unknown keys, interpolations). It runs the command's Hydra main in this
-process and requires:
+folders, run dirs, model files (two-stage and crop models too), archives; compare's sides and rule files; page
+folders) and up to three options of any kind (numbers, NaN, Inf, huge, negative, strings, lists, booleans, missing
+values, unknown keys, interpolations). It runs the command's Hydra main in this process and requires:
 
 - exit status 0, 1 or 2, and no traceback (no exception but SystemExit, no "Traceback" in the output);
 - exit 2 prints exactly one `error:` line (check: at least one, a line per problem);
+- every .json file it writes is strict JSON (a NaN or an infinity in one is a figure that may be wrong);
 - every file that existed before (inputs, files planted at the output paths: a hard link to an input, a symlink to a
   folder outside, an earlier run's file) is byte-identical afterwards, and nothing appears in the inputs or in the
   sentinel folder (the symlink's target). With overwrite=true the output folder's own files may change.
@@ -17,7 +18,10 @@ process and requires:
 command line and its case; `python -m tests.test_fuzz replay outputs/fuzz/failures.jsonl N` runs failure N again.
 fetch never reaches the network: its url is a file:// archive or not a URL, and sockets refuse to connect while a
 case runs. bench and train are costly when valid: bench always gets a device it refuses (its option parsing is what
-is fuzzed), train runs the tiny config on a tiny data set with a few options drawn.
+is fuzzed), train runs the tiny config on a tiny data set with a few options drawn (its logger csv, mlflow or none;
+some runs train a crop model, data.crops). serve of a page folder would serve forever: a case's server is shut down
+as soon as it serves (PageServer.serve_forever returns at once), and a drawn "port in use" holds a socket on the port.
+TUMORSEG_FUZZ_COMMANDS=compare,serve,... draws only those commands (a focused campaign on some of them).
 """
 
 import contextlib
@@ -35,6 +39,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -52,6 +57,7 @@ CASE_TIMEOUT = int(os.environ.get("TUMORSEG_FUZZ_TIMEOUT", "120"))  # seconds a 
 SECONDS = float(os.environ.get("TUMORSEG_FUZZ_SECONDS", "0" if "TUMORSEG_FUZZ_CASES" in os.environ else "60") or 0)
 OUT = os.environ.get("TUMORSEG_FUZZ_OUT")  # a folder for summary.md and failures.jsonl
 MINIMIZE = os.environ.get("TUMORSEG_FUZZ_MINIMIZE", "") not in ("", "0")  # drop options while a failure stays
+ONLY = [c for c in os.environ.get("TUMORSEG_FUZZ_COMMANDS", "").split(",") if c.strip()]  # none: every command
 
 # The tiny training run of tests/conftest.py (seconds); the fuzzed options come on top of it.
 TINY = ["data.image_size=32", "data.batch_size=4", "data.num_workers=0", "model.base_channels=4", "model.depth=2",
@@ -100,6 +106,29 @@ CHOICES = {
     "init_from": ["reference", "@in_file", "@missing", "null"],
     "ckpt_path": ["null", "@in_file", "@missing", "@in", "tumorseg/reference/lung_unet.int8.onnx"],
     "trainer.precision": ["32", "bf16-mixed", "16-mixed", "64", "nope"],
+    "thresholds": ["[]", "[0.3]", "[0.2,0.3,0.5]", "[nan]", "[0.3,1.5]", "[a,b]", "[0.3,0.3]", "[0,1]", "0.3",
+                   "[0.5,0.25,0.999]", "[[0.3]]", "[true]", "['0.3']"],
+    "format": ["web", "onnx", "WEB", "html", "null"],
+    "port": ["0", "8000", "65535", "65536", "-1", "80", "0.5", "http", "1e3", "true"],
+    "seed": ["0", "1", "-1", "42", "nan", "1e308"],
+    "rule": ["@in_file", "@in", "@missing", "@cwd", "rule.yaml"],
+    "a": ["@in", "@in_file", "@missing", "[]", "@in/*/fold*", "@in/a/*.json", "@in/b"],
+    "b": ["@in", "@in_file", "@missing", "[]", "@in/**", "@in/b/fold0", "@in/a"],
+    "dir": ["@in_file", "@in", "@missing", "@cwd", ".", "@in_file/sub"],
+    "crop": ["@in_file", "@missing", "@in", "null"],
+    "proposal_threshold": ["0.2", "0.5", "0", "1", "nan", "-0.1", "null"],
+    "data": ["lung_crops", "phantom", "lung", "nope"],
+    "logger": ["csv", "mlflow", "none", "tensorboard", "[csv,mlflow]", "[]", "wandb"],
+    "logger.mlflow.tracking_uri": ["sqlite:///mlflow.db", "file:./mlruns", "''", "http://127.0.0.1:9",
+                                   "https://mlflow.invalid", "databricks", "sqlite:///@missing/m.db", "postgresql://x/y",
+                                   "sqlite://", "nope://x", "mlruns"],
+    "logger.mlflow.experiment_name": ["tumorseg", "''", "x y", "null"],
+    "data.crops.size": ["16", "8", "7", "0", "null", "1e9", "nan", "32"],
+    "data.crops.input_size": ["32", "8", "4", "100000", "nan"],
+    "data.crops.margin": ["0", "2", "-1", "1000"],
+    "data.crops.negatives": ["0", "1", "2.5", "101", "nan"],
+    "data.crops.proposal_threshold": ["0.2", "0", "1", "nan"],
+    "data.crops.proposals_from": ["@in_file", "@missing", "null", "''"],
 }
 
 PREDICT_KEYS = ["input", "output", "series", "viewer", "overwrite", "threshold", "tta", "precision", "device",
@@ -109,13 +138,14 @@ KEYS = {
     "predict": PREDICT_KEYS,
     "evaluate": ["ckpt_path", "data_dir", "split", "images", "labels", "label", "cases", "viewer", "max_voxels",
                  "preprocess.window", "threshold", "tta", "precision", "device", "runtime", "postprocess.min_size",
-                 "postprocess.seed_threshold", "postprocess.largest_3d", "batch_size"],
-    "export": ["ckpt_path", "output", "overwrite", "opset", "check_batch", "tolerance", "quantize", "calibration_dir",
-               "calibration_slices", "min_agreement"],
+                 "postprocess.seed_threshold", "postprocess.largest_3d", "batch_size", "thresholds", "thresholds"],
+    "export": ["ckpt_path", "output", "overwrite", "format", "opset", "check_batch", "tolerance", "quantize",
+               "calibration_dir", "calibration_slices", "min_agreement"],
     "convert": ["input", "output", "label", "slices", "val_cases", "preprocess.window", "overwrite"],
     "check": ["data.root", "data.strict", "data.mask_threshold", "data.image_size", "data.context_slices",
               "data.mean", "data.std", "data.batch_size", "data.tumor_share", "data.train_crop", "approach"],
-    "ship": ["ckpt_path", "output", "overwrite", "threshold", "tta", "seed_threshold", "ensemble", "soup"],
+    "ship": ["ckpt_path", "output", "overwrite", "threshold", "tta", "seed_threshold", "ensemble", "soup", "crop",
+             "proposal_threshold"],
     "report": ["runs", "out"],
     "fetch": ["url", "dest", "max_extract_bytes"],
     "bench": ["quick", "parts", "batch_size", "image_size", "steps", "out", "compile"],
@@ -123,13 +153,18 @@ KEYS = {
               "data.batch_size", "data.image_size", "data.context_slices", "data.mean", "data.std", "approach",
               "approach.k", "approach.fold", "model.dropout", "model.base_channels", "model.depth", "loss", "augment",
               "model", "scheduler", "optimizer", "trainer.precision", "trainer.gradient_clip_val", "init_from",
-              "ckpt_path", "resume", "data.mask_threshold", "module.channels_last", "data.root"],
+              "ckpt_path", "resume", "data.mask_threshold", "module.channels_last", "data.root", "data.crops.size",
+              "data.crops.input_size", "data.crops.margin", "data.crops.negatives", "data.crops.proposal_threshold",
+              "data.crops.proposals_from", "data", "logger", "logger.mlflow.tracking_uri",
+              "logger.mlflow.experiment_name"],
+    "compare": ["a", "b", "rule", "output", "overwrite", "seed"],
+    "serve": ["dir", "port", "port", "quiet"],
 }
 BENCH_DEVICES = ["gpu", "mps", "cuda:0", "CPU", "tpu", "''", "null", "[cpu]"]  # none that bench runs on
 UNKNOWN = ["foo.bar", "+foo", "++threshold", "hydra.nope", "+data.extra"]
 # How often each command is drawn: train costs seconds even when tiny.
 WEIGHTS = {"predict": 4, "evaluate": 3, "check": 2, "convert": 2, "report": 1, "ship": 1, "export": 1, "fetch": 1,
-           "bench": 1, "train": 1}
+           "bench": 1, "train": 1, "compare": 2, "serve": 1}
 
 
 def value_for(key: str):
@@ -215,15 +250,28 @@ def inputs(command: str):
                              ["same", "same", "other_grid", "other_spacing", "float", "big_values", "empty",
                               "truncated", "missing"])), odd)
     if command in ("check", "train"):
-        return kind("slices", slices=slices_spec() if command == "check" else slices_spec().map(
+        slices = kind("slices", slices=slices_spec() if command == "check" else slices_spec().map(
             lambda s: s | {"size": 32, "slices": 3, "train_subjects": 3, "changes": s["changes"][:1]}))
+        if command == "check":
+            return slices
+        return slices.flatmap(lambda spec: st.fixed_dictionaries({
+            "logger": st.sampled_from(["none", "none", "csv", "mlflow"]),
+            "crops": st.sampled_from([False, False, True])}).map(spec.__or__))
     if command == "convert":
         return st.one_of(kind("task", task=task_spec()), odd)
     if command == "report":
         return kind("runs", runs=st.lists(st.sampled_from(fi.RUN_CHANGES), min_size=1, max_size=3))
     if command in ("ship", "export"):
-        return kind("model", model=st.sampled_from((None,) * (3 if command == "export" else 0) + fi.MODEL_KINDS),
-                    calibration=st.booleans())
+        models = (None,) * (3 if command == "export" else 0) + fi.MODEL_KINDS + fi.TINY_MODEL_KINDS
+        extra = {"crop": st.sampled_from((None, None, "crop", "crop", "tiny", "two_stage", "garbage"))} \
+            if command == "ship" else {"web": st.sampled_from((None, None) + fi.WEB_OUTPUTS)}
+        return kind("model", model=st.sampled_from(models), calibration=st.booleans(), **extra)
+    if command == "compare":
+        return kind("compare", a=st.sampled_from(fi.COMPARE_SIDES), b=st.sampled_from(("same",) * 8 + fi.COMPARE_SIDES),
+                    gain=st.sampled_from([0.0, 0.02, -0.02]), rule=st.sampled_from(fi.RULE_KINDS))
+    if command == "serve":
+        return kind("page", page=st.sampled_from(fi.PAGE_KINDS), positional=st.booleans(),
+                    port_in_use=st.sampled_from([False, False, True]))
     if command == "fetch":
         return kind("archive", archive=st.sampled_from(fi.ARCHIVE_KINDS))
     return kind("bench", device=st.sampled_from(BENCH_DEVICES))
@@ -231,7 +279,7 @@ def inputs(command: str):
 
 @st.composite
 def cases(draw) -> dict:
-    command = draw(st.sampled_from([c for c, w in WEIGHTS.items() for _ in range(w)]))
+    command = draw(st.sampled_from([c for c, w in WEIGHTS.items() if not ONLY or c in ONLY for _ in range(w)]))
     return {"command": command, "input": draw(inputs(command)), "options": draw(options(command)),
             "plant": draw(st.sampled_from([False, False, True]))}  # planted files refuse most runs: not always
 
@@ -287,10 +335,20 @@ def build_input(spec: dict, inp: Path) -> tuple[dict, Path | None]:
         if spec["model"] is not None:
             paths["input"] = fi.write_model(spec["model"], inp / ("model.onnx" if spec["model"] == "onnx" else
                                                                   "model.pt"))
+        if spec.get("crop"):
+            paths["crop"] = fi.write_model(spec["crop"], inp / "crop.pt")
         if spec.get("calibration"):
             paths["calibration"] = fi.write_slices({"size": 32, "slices": 2, "train_subjects": 1}, inp / "data") / "val"
     elif kind == "archive":
         paths["input"] = fi.write_archive(spec["archive"], inp / "slices.zip")
+    elif kind == "compare":
+        paths["a"] = fi.write_compare_side(spec["a"], inp / "a", 0.0)
+        paths["b"] = fi.write_compare_side(spec["a"] if spec["b"] == "same" else spec["b"], inp / "b", spec["gain"])
+        if spec["rule"]:
+            paths["rule"] = fi.write_rule(spec["rule"], inp / "rule.yaml")
+        paths["input"] = next(iter(sorted((inp / "b").rglob("*.json"))), inp / "b")
+    elif kind == "page":
+        paths["input"] = fi.write_page(spec["page"], inp / "page")
     first = next((p for p in sorted(inp.rglob("*")) if p.is_file() and not p.is_symlink()), None)
     return paths, first
 
@@ -314,7 +372,8 @@ def fixed_options(case: dict, paths: dict, root: Path) -> tuple[list[str], Path]
     elif command == "check":
         opts += [f"data.root={paths['root']}", "data.image_size=32"]
     elif command == "train":
-        opts += [*TINY, f"data.root={paths['root']}"]
+        crops = ["data.crops.size=16", "data.crops.input_size=32"] if case["input"].get("crops") else []
+        opts += [*TINY, f"data.root={paths['root']}", f"logger={case['input'].get('logger', 'none')}", *crops]
         out = run
     elif command == "convert":
         opts += [f"input={paths['input']}", f"output={out / 'data'}"]
@@ -322,6 +381,11 @@ def fixed_options(case: dict, paths: dict, root: Path) -> tuple[list[str], Path]
         opts += [f"runs={paths['input']}", f"out={out / 'report.md'}"]
     elif command == "ship":
         opts += [f"ckpt_path={paths['input']}", f"output={out / 'model.pt'}"]
+        opts += [f"crop={paths['crop']}"] if "crop" in paths else []
+    elif command == "export" and case["input"].get("web"):  # a page folder, at an output as the case finds it
+        page = fi.prepare_web_output(case["input"]["web"], out, root / "sentinel")
+        opts += ["format=web", f"output={page}", "check_batch=1"]
+        opts += [f"ckpt_path={paths['input']}"] if "input" in paths else []
     elif command == "export":
         opts += [f"output={out / 'model.onnx'}", "check_batch=1", "calibration_slices=2"]
         if "input" in paths:
@@ -330,6 +394,12 @@ def fixed_options(case: dict, paths: dict, root: Path) -> tuple[list[str], Path]
             opts += ["quantize=int8", f"calibration_dir={paths['calibration']}"]
     elif command == "fetch":
         opts += [f"url=file://{paths['input']}", f"dest={out / 'data'}"]
+    elif command == "compare":
+        opts += [f"a={paths['a']}", f"b={paths['b']}", f"output={out}"]
+        opts += [f"rule={paths['rule']}"] if "rule" in paths else []
+    elif command == "serve":  # the page folder as `tumorseg serve DIR` or dir=DIR; port 0: any free one
+        page = str(paths["input"])
+        opts += [page if case["input"]["positional"] else f"dir={page}", f"port={paths.get('port', 0)}"]
     elif command == "bench":  # a device bench refuses: only its option handling runs
         opts += ["quick=true", f"out={out / 'bench'}", f"device={case['input']['device']}"]
     return opts, out
@@ -368,6 +438,7 @@ PLANTS = {  # files an earlier run (or the user) left at the command's output pa
     "convert": [("data/train/images/phantom_001/0.png", "file"), ("data/val", "symlink")],
     "report": [("report.md", "hardlink")],
     "fetch": [("data/keep.txt", "file")],
+    "compare": [("compare.md", "hardlink"), ("compare.json", "file")],
 }
 
 
@@ -427,6 +498,34 @@ def time_limit(seconds: int):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def serving_once(case: dict):
+    """For a serve case: its server shuts down as soon as it serves (a valid page would be served forever), and a
+    drawn "port in use" is a socket listening on 127.0.0.1 while the case runs; yields that port (None: none)."""
+    if case["command"] != "serve":
+        yield None
+        return
+    from tumorseg.web.server import PageServer
+
+    original = PageServer.serve_forever
+
+    def once(self, poll_interval=0.05):
+        threading.Thread(target=self.shutdown, daemon=True).start()  # returns once the loop has run and ended
+        original(self, poll_interval)
+
+    held = socket.socket() if case["input"].get("port_in_use") else None
+    PageServer.serve_forever = once
+    try:
+        if held is not None:
+            held.bind(("127.0.0.1", 0))
+            held.listen(1)
+        yield None if held is None else held.getsockname()[1]
+    finally:
+        PageServer.serve_forever = original
+        if held is not None:
+            held.close()
 
 
 def invoke(module: str, args: list[str], cwd: Path) -> tuple[int | None, str, str, str | None]:
@@ -529,6 +628,21 @@ def judge(case: dict, code, stdout: str, stderr: str, crash, before: dict, after
     return problems
 
 
+def loose_json(root: Path, before: dict, after: dict) -> list[tuple[str, str]]:
+    """Each .json file the case wrote that is not strict JSON (NaN or Infinity in it: a figure that may be wrong)."""
+    def refuse(constant):
+        raise ValueError(f"{constant} in it")
+
+    problems = []
+    for rel, entry in after.items():
+        if rel.endswith(".json") and entry[0] == "file" and before.get(rel) != entry:
+            try:
+                json.loads((root / rel).read_text(), parse_constant=refuse)
+            except ValueError as err:
+                problems.append(("written JSON not strict", f"{Path(rel).name}: {str(err)[:100]}"))
+    return problems
+
+
 def signature(command: str, what: str, detail: str, root: Path) -> str:
     detail = detail.replace(str(root), "<case>")
     detail = re.sub(r"0x[0-9a-f]+|\d+(\.\d+)?(e[-+]?\d+)?", "N", detail)
@@ -545,16 +659,19 @@ def run_case(case: dict, base: Path) -> dict:
         (root / "cwd").mkdir()
         make_sentinel(sentinel)
         paths, first = build_input(case["input"], inp)
-        fixed, out = fixed_options(case, paths, root)
-        drawn = [override(k, resolve(v, paths, root)) for k, v in case["options"]]
-        if case["plant"]:
-            plant(case["command"], out, first, sentinel)
-        args = merged(fixed, drawn)
-        before = snapshot(root)
-        started = time.perf_counter()
-        code, stdout, stderr, crash = invoke(f"tumorseg.{case['command']}", args, root / "cwd")
-        seconds = time.perf_counter() - started
-        problems = judge(case, code, stdout, stderr, crash, before, snapshot(root))
+        with serving_once(case) as port:
+            paths.update({"port": port} if port else {})
+            fixed, out = fixed_options(case, paths, root)
+            drawn = [override(k, resolve(v, paths, root)) for k, v in case["options"]]
+            if case["plant"]:
+                plant(case["command"], out, first, sentinel)
+            args = merged(fixed, drawn)
+            before = snapshot(root)
+            started = time.perf_counter()
+            code, stdout, stderr, crash = invoke(f"tumorseg.{case['command']}", args, root / "cwd")
+            seconds = time.perf_counter() - started
+        after = snapshot(root)
+        problems = judge(case, code, stdout, stderr, crash, before, after) + loose_json(root, before, after)
         line = "tumorseg " + case["command"] + " " + " ".join(shlex.quote(a.replace(str(root), "$CASE")) for a in args)
         return {"case": case, "code": code, "seconds": round(seconds, 2), "command_line": line,
                 "problems": [{"what": w, "detail": d.replace(str(root), "$CASE"),

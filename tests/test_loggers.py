@@ -116,3 +116,16 @@ def test_a_tracking_server_needs_no_database_modules(tmp_path, monkeypatch):
     check_trackers(make_cfg(["logger=mlflow", "logger.mlflow.tracking_uri=http://localhost:5000"], tmp_path))
     with pytest.raises(UserError, match="sqlalchemy not installed"):
         check_trackers(make_cfg(["logger=mlflow"], tmp_path))
+
+
+@pytest.mark.parametrize("uri, words", [
+    ("http://127.0.0.1:9", "cannot be used"),  # nothing listens on port 9 (discard): refused at once, no retries
+    ("databricks", "cannot be used"),  # no credentials, no databricks-sdk
+    ("nope://x", "cannot be used"),  # a scheme MLflow does not know
+])
+def test_a_tracking_store_that_cannot_be_used_is_one_line_before_any_training(data_dir, tmp_path, uri, words):
+    run = tmp_path / "run"
+    result = run_main("tumorseg.train", *TINY, *phantom_overrides(data_dir), "logger=mlflow",
+                      f"logger.mlflow.tracking_uri={uri}", f"hydra.run.dir={run}")
+    assert_one_error(result, f"logger.mlflow.tracking_uri={uri} {words}", "sqlite:///<run dir>/mlflow.db")
+    assert not (run / "checkpoints").exists()

@@ -196,3 +196,11 @@ def test_int8_gives_the_same_logits_on_a_cpu_without_vnni(which, exported, tmp_p
     avx2 = emulated_avx2_logits(path, x.numpy(), tmp_path)
     # the integer sums are exact on both paths; only the float requantization may round differently
     assert np.abs(avx2 - here).max() <= 1e-3 * max(1.0, float(np.abs(here).max()))
+
+
+@pytest.mark.parametrize("form", ["onnx", "web"])
+def test_export_without_an_output_is_one_line(form, tmp_path):
+    """output=null (or ~output) is a setting to give, not a traceback: the shipped model, nothing written."""
+    for unset in ("output=null", "~output"):
+        result = run_main("tumorseg.export", f"format={form}", unset, f"hydra.run.dir={tmp_path / 'run'}")
+        assert_one_error(result, "output is not set: output=model.onnx")

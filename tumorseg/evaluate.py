@@ -79,8 +79,9 @@ def evaluate_thresholds(cfg: DictConfig) -> tuple[Result, dict[float, Result]]:
 
 
 def threshold_file(out_dir: Path, threshold: float) -> Path:
-    """Where the figures at one of thresholds=[...] go: metrics_t0.3.json, as metrics.json at threshold=0.3."""
-    return out_dir / f"metrics_t{threshold:g}.json"
+    """Where the figures at one of thresholds=[...] go: metrics_t0.3.json, as metrics.json at threshold=0.3 (the
+    shortest text of the number that reads back as it: two thresholds never share a file, nor 0.9999999 passes as 1)."""
+    return out_dir / f"metrics_t{threshold!r}.json"
 
 
 def resolve(cfg: DictConfig) -> Job:

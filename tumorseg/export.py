@@ -65,6 +65,8 @@ def export(cfg: DictConfig) -> tuple[Path, float, float]:
     fails its check is not written (an existing one at cfg.output stays).
     """
     check_config(cfg)
+    if not cfg.get("output"):
+        raise UserError("output is not set: output=model.onnx (format=web: output=<a folder for the page>)")
     if cfg.get("format", "onnx") == "web":
         return export_web(cfg)
     if cfg.quantize not in (None, "int8"):

@@ -7,13 +7,14 @@ page's own files (docs/web.md).
 """
 
 import functools
+import re
 import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from tumorseg import CONF_DIR
-from tumorseg.errors import UserError, exit_on_user_error
+from tumorseg.errors import UserError, exit_on_user_error, exit_with
 from tumorseg.web.server import page_server
 
 # Hydra's own options that take the next argument as their value (never a page folder).
@@ -21,15 +22,32 @@ VALUED_FLAGS = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path
                 "--config-dir", "-cd", "--experimental-rerun"}
 
 
+def is_folder(argv: list[str], i: int) -> bool:
+    """Whether argv[i] is a page folder rather than an override or a flag's value (~key deletes a key in Hydra)."""
+    arg = argv[i]
+    hydra_delete = arg.startswith("~") and "/" not in arg
+    return "=" not in arg and not arg.startswith("-") and not hydra_delete and argv[i - 1] not in VALUED_FLAGS
+
+
+def quoted(folder: str) -> str:
+    """folder as a quoted Hydra value, taken as it is: spaces, brackets, commas, quotes, `${` and backslashes."""
+    text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", folder)
+    text = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", text)
+    return "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text) + "'"
+
+
 def folder_argument(fn):
-    """Let `tumorseg serve DIR` stand for `tumorseg serve dir=DIR` (Hydra takes only key=value)."""
+    """Let `tumorseg serve DIR` stand for `tumorseg serve dir=DIR` (Hydra takes only key=value); one folder."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         argv = sys.argv
-        for i in range(1, len(argv)):
-            if "=" not in argv[i] and not argv[i].startswith("-") and argv[i - 1] not in VALUED_FLAGS:
-                argv[i] = f"dir={argv[i]}"
+        folders = [i for i in range(1, len(argv)) if is_folder(argv, i)]
+        if len(folders) > 1:
+            exit_with(f"one page folder at a time, not {len(folders)} ({', '.join(argv[i] for i in folders[:3])}): "
+                      f"tumorseg serve DIR")
+        for i in folders:
+            argv[i] = f"dir={quoted(argv[i])}"
         return fn(*args, **kwargs)
 
     return wrapper

@@ -25,7 +25,7 @@ from tumorseg.inference.segment import slice_probabilities
 from tumorseg.models import check_image_size
 from tumorseg.settings.rules import check_compiler, check_config
 from tumorseg.training.plots import save_curves, save_prediction_grid
-from tumorseg.training.trackers import check_trackers, loggers_for, record_run
+from tumorseg.training.trackers import check_stores, check_trackers, loggers_for, record_run
 
 log = logging.getLogger("tumorseg")
 
@@ -162,6 +162,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if OmegaConf.select(cfg, "data.crops.size"):  # a crop model (two-stage pipeline) reads crops at input_size
         check_image_size(cfg.data.crops.input_size, cfg.model.depth, "data.crops.input_size")
     check_trackers(cfg)
+    check_stores(cfg)
     weights = initial_weights(cfg)  # first: it refuses init_from= beside ckpt_path=/resume=
     ckpt_path = resume_checkpoint(cfg)
     out_dir = Path(cfg.paths.output_dir)

@@ -7,6 +7,7 @@ the reasons, and whether the rule file was last modified before the first result
     min_folds_better: 2          # folds where b's per-subject Dice is above a's
 """
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,8 +74,10 @@ def read_rule(path: Path) -> Rule:
             raise UserError(f"rule={path}: '{key}' is not a rule key: use {', '.join(known)}")
     gains = {key: loaded.get(key) for key in GAINS}
     for key, value in gains.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise UserError(f"rule={path}: '{key}' must be a number (a Dice difference, e.g. 0.01), not {value!r}")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not (math.isfinite(value) and -1 <= value <= 1)):
+            raise UserError(f"rule={path}: '{key}' must be a number between -1 and 1 (a Dice difference, e.g. 0.01), "
+                            f"not {value!r}")
     better = loaded.get("min_folds_better")
     if better is not None and (isinstance(better, bool) or not isinstance(better, int) or better < 0):
         raise UserError(f"rule={path}: 'min_folds_better' must be a whole number >= 0, not {better!r}")

@@ -8,6 +8,7 @@ Which fold a result holds: a run's own record (.hydra/config.yaml, approach=cv a
 
 import glob
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,11 +56,20 @@ def dice_by_item(items: object, path: Path, key: str) -> dict[str, float]:
     dice = {}
     for name, figures in items.items():
         value = figures.get("dice", "missing") if isinstance(figures, dict) else "missing"
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise UserError(f"{path}: the Dice of '{name}' under '{key}' is not a number: restore the file from the "
-                            f"run that wrote it")
-        dice[str(name)] = 1.0 if value is None else float(value)
+        dice[str(name)] = 1.0 if value is None else dice_figure(value, path, f"the Dice of '{name}' under '{key}'")
     return dice
+
+
+def dice_figure(value: object, path: Path, what: str) -> float:
+    """A Dice figure as a float, or a UserError naming it and the file: a number between 0 and 1 (a NaN, an
+    infinity or a value outside [0, 1] is no Dice, and a comparison on it would be wrong)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{path}: {what} is missing or not a number ({value!r}): give a metrics.json written by "
+                        f"tumorseg evaluate or train, or restore it from the run that wrote it")
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise UserError(f"{path}: {what} is {value!r}, not a Dice between 0 and 1: restore the file from the run "
+                        f"that wrote it, or leave the result out")
+    return float(value)
 
 
 def result_of(path: Path, fold: str | None) -> FoldResult:
@@ -100,12 +110,8 @@ def run_record(path: Path) -> dict:
 
 
 def number(metrics: dict, key: str, path: Path) -> float:
-    """A figure of a results file, or a UserError naming the key and the file."""
-    value = metrics.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{path}: '{key}' is missing or not a number ({value!r}): give a metrics.json written by "
-                        f"tumorseg evaluate or train")
-    return float(value)
+    """A Dice figure of a results file, or a UserError naming the key and the file."""
+    return dice_figure(metrics.get(key), path, f"'{key}'")
 
 
 def results_files(given: str, option: str) -> list[Path]:

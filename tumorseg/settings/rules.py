@@ -152,7 +152,8 @@ RULES.update({key: (None, lambda v: bool(texts(v)), "a run, sweep or evaluate fo
                     "pattern, or a list of them", example) for key, example in
               {"a": "outputs/multirun/CONTROL", "b": "'eval/candidate-fold*.json'"}.items()})
 RULES["rule"] = (str, lambda v: bool(v.strip()), "a YAML rule file", "experiments/lung/seed-ensemble/rule.yaml")
-RULES["thresholds"] = (None, lambda v: bool(numbers(v, float)) and all(0 < x < 1 for x in numbers(v, float)),
+RULES["thresholds"] = (None, lambda v: isinstance(v, list) and bool(numbers(v, float))
+                       and all(0 < x < 1 for x in numbers(v, float)),
                        "a list of thresholds between 0 and 1", "[0.2,0.3,0.5]")
 RULES["module.device_augment.scale"] = (None, lambda v: len(numbers(v, float)) == 2 and min(numbers(v, float)) > 0,
                                         "[LOW,HIGH]: two finite numbers > 0", "[0.9,1.1]")

@@ -3,6 +3,7 @@ MLflow run a resumed run continues, and what every tracker records of a finished
 path and the final figures)."""
 
 import importlib.util
+import logging
 import os
 
 from hydra.utils import instantiate
@@ -19,6 +20,8 @@ MLFLOW = "lightning.pytorch.loggers.MLFlowLogger"
 # The modules an MLflow store needs: a database store (sqlite:, the default) goes through SQLAlchemy and Alembic.
 MLFLOW_MODULES = ("mlflow",)
 DATABASE_MODULES = ("sqlalchemy", "alembic")
+# One try of a few seconds when a store is checked (MLflow's defaults: 7 retries with backoff, 120 s a request).
+STORE_CHECK = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
 def installed(module: str) -> bool:
@@ -36,6 +39,36 @@ def check_trackers(cfg: DictConfig) -> None:
         if missing:
             raise UserError(f"logger={name} needs MLflow, an optional extra ({', '.join(missing)} not installed): "
                             f"pip install 'tumorseg[mlflow]', or choose logger=tensorboard, csv or none")
+
+
+def check_stores(cfg: DictConfig) -> None:
+    """Open each chosen MLflow store other than the run's own SQLite file once before any work, without MLflow's
+    retries (minutes of backoff against a server that is down): a scheme MLflow does not know, a database driver not
+    installed, credentials missing or a server that cannot be reached is one line naming the setting."""
+    for name, node in (cfg.get("logger") or {}).items():
+        uri = str(node.get("tracking_uri") or "") if node and node.get("_target_") == MLFLOW else ""
+        if not uri or uri.startswith("sqlite:"):
+            continue
+        from mlflow.tracking import MlflowClient
+
+        saved, quiet = {key: os.environ.get(key) for key in STORE_CHECK}, logging.getLogger("mlflow")
+        level = quiet.level
+        os.environ.update(STORE_CHECK)
+        quiet.setLevel(logging.CRITICAL)  # its warnings of the failure it is about to raise: the one line says it
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)
+        except Exception as err:  # noqa: BLE001 - any store's own failure (MLflow's, a driver's, the network's)
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            raise UserError(f"logger.{name}.tracking_uri={uri} cannot be used ({type(err).__name__}: {reason}): give a "
+                            f"tracking server that is running (http://HOST:5000) or a local store, e.g. "
+                            f"sqlite:///<run dir>/mlflow.db (the default)") from None
+        finally:
+            quiet.setLevel(level)
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def mlflow_run_of(node: DictConfig) -> str | None:
