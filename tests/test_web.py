@@ -33,16 +33,20 @@ VOLUMES = {"phantom.nii.gz": "phantom", "nrrd-gz.nrrd": "nrrd-gz", "nrrd-raw.nrr
            "mha-gz.mha": "mha-gz", "mha-raw.mha": "mha-raw", "dicom/": "dicom", "dicom-rpi/": "dicom-rpi"}
 
 
+# Half the phantom's slices (its tumours are in both halves): each volume costs the page half the net's time
+SIZE = (64, 64, 12)
+
+
 def write_volumes(folder: Path) -> None:
     """The phantom as every volume of VOLUMES (the .nii.gz and -gz ones as made, the -raw ones and dicom stored LPS,
     dicom-rpi RPI)."""
-    made, lps = phantom_volume()[0], phantom_volume(orientation="LPS")[0]
+    made, lps = phantom_volume(size=SIZE)[0], phantom_volume(size=SIZE, orientation="LPS")[0]
     for name, image, compressed in [("phantom.nii.gz", made, True), ("nrrd-gz.nrrd", made, True),
                                     ("nrrd-raw.nrrd", lps, False), ("mha-gz.mha", made, True),
                                     ("mha-raw.mha", lps, False)]:
         sitk.WriteImage(image, str(folder / name), useCompression=compressed)
-    write_dicom_series(folder / "dicom", orientation="LPS")
-    write_dicom_series(folder / "dicom-rpi", description="phantom chest CT, RPI", orientation="RPI")  # its own UIDs
+    write_dicom_series(folder / "dicom", size=SIZE, orientation="LPS")
+    write_dicom_series(folder / "dicom-rpi", size=SIZE, description="phantom chest CT, RPI", orientation="RPI")  # its own UIDs
 
 
 def write_slices(images: Path, data: Path) -> None:
