@@ -46,7 +46,8 @@ def write_volumes(folder: Path) -> None:
                                     ("mha-raw.mha", lps, False)]:
         sitk.WriteImage(image, str(folder / name), useCompression=compressed)
     write_dicom_series(folder / "dicom", size=SIZE, orientation="LPS")
-    write_dicom_series(folder / "dicom-rpi", size=SIZE, description="phantom chest CT, RPI", orientation="RPI")  # its own UIDs
+    # its own description, so its own UIDs
+    write_dicom_series(folder / "dicom-rpi", size=SIZE, description="phantom chest CT, RPI", orientation="RPI")
 
 
 def write_slices(images: Path, data: Path) -> None:
