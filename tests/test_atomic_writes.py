@@ -190,16 +190,27 @@ def test_evaluate_writes_nothing_through_a_linked_folder_in_its_run_dir(msd, tmp
     assert not (run / "metrics.json").exists()
 
 
-def test_report_replaces_its_file_by_rename(tmp_path):
+def test_report_replaces_its_own_file_and_refuses_another_unless_told(tmp_path):
+    """report.md is replaced when an earlier report wrote it; a file it did not write (here a hard link of another
+    file) is refused, and with overwrite=true replaced by rename, never written through."""
+    from tumorseg.report import MARK
+
     run = tmp_path / "runs" / "a"
     run.mkdir(parents=True)
     (run / "metrics.json").write_text(json.dumps({"epochs": 1, "val/dice": 0.5}))
     precious = tmp_path / "precious.md"
     precious.write_text("mine")
     os.link(precious, run / "report.md")  # report.md goes into the folder common to the runs
-    result = run_main("tumorseg.report", f"runs={tmp_path / 'runs'}")
+    assert_one_error(run_main("tumorseg.report", f"runs={tmp_path / 'runs'}"),
+                     "was not written by tumorseg report: choose another out=, or add overwrite=true")
+    assert precious.read_text() == "mine" and (run / "report.md").read_text() == "mine"
+    result = run_main("tumorseg.report", f"runs={tmp_path / 'runs'}", "overwrite=true")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert precious.read_text() == "mine" and "val dice" in (run / "report.md").read_text()
+    assert precious.read_text() == "mine" and (run / "report.md").read_text().startswith(MARK)
+    (run / "metrics.json").write_text(json.dumps({"epochs": 2, "val/dice": 0.75}))
+    result = run_main("tumorseg.report", f"runs={tmp_path / 'runs'}")  # its own file: replaced, no overwrite needed
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "0.7500" in (run / "report.md").read_text()
 
 
 def test_every_file_of_a_run_is_whole_and_no_temporary_file_is_left(volume, tmp_path):

@@ -153,6 +153,7 @@ def test_predict_refuses_images_above_max_pixels(trained_run, tmp_path):
 
 def test_report_on_two_runs(trained_run, data_dir, tmp_path):
     from tests.conftest import TINY, make_cfg, phantom_overrides, report
+    from tumorseg.report import MARK
     from tumorseg.train import train
 
     full = tmp_path / "full"
@@ -163,7 +164,7 @@ def test_report_on_two_runs(trained_run, data_dir, tmp_path):
     out = tmp_path / "report.md"
     table = report([trained_run, full], out=out)
     lines = table.strip().splitlines()
-    assert out.read_text() == table and len(lines) == 4
+    assert out.read_text() == MARK + table and len(lines) == 4
     assert "val dice/subject" in lines[0] and "test loss" in lines[0]
     assert [c.strip() for c in lines[3].split("|")[2:4]] == ["full", "unet"]
     assert lines[3].count("–") >= 3  # the full run has no test figures

@@ -146,7 +146,7 @@ KEYS = {
               "data.mean", "data.std", "data.batch_size", "data.tumor_share", "data.train_crop", "approach"],
     "ship": ["ckpt_path", "output", "overwrite", "threshold", "tta", "seed_threshold", "ensemble", "soup", "crop",
              "proposal_threshold"],
-    "report": ["runs", "out"],
+    "report": ["runs", "out", "overwrite"],
     "fetch": ["url", "dest", "max_extract_bytes"],
     "bench": ["quick", "parts", "batch_size", "image_size", "steps", "out", "compile"],
     "train": ["seed", "threshold", "optimizer.lr", "optimizer.weight_decay", "data.tumor_share", "data.train_crop",

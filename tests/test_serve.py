@@ -51,3 +51,11 @@ def test_two_folders_are_refused_and_a_delete_override_is_no_folder(tmp_path, se
                      "one page folder at a time, not 2")
     assert_one_error(run_main("tumorseg.serve", str(tmp_path / "a"), "~quiet"), "quiet")  # Hydra's ~key: removed
     assert served == []
+
+
+@pytest.mark.parametrize("port, words", [("null", "port is not set: port=8000"), ("~port", "give it a value (port=...)"),
+                                         ("abc", "port='abc' must be an int")])
+def test_a_port_that_is_not_set_or_no_number_is_one_line(port, words, tmp_path, served):
+    folder = page(tmp_path / "page")
+    assert_one_error(run_main("tumorseg.serve", str(folder), port if port.startswith("~") else f"port={port}"), words)
+    assert served == []

@@ -1,7 +1,10 @@
 """Results table: one Markdown row per run (or per run of a sweep dir).
 
-    tumorseg report runs=SWEEP_DIR [out=report.md]
+    tumorseg report runs=SWEEP_DIR [out=report.md] [overwrite=true]
     tumorseg report runs=[RUN_DIR,RUN_DIR,...]
+
+The table's file starts with MARK: a later report replaces a file it wrote, and refuses any other (overwrite=true
+replaces it, by rename).
 """
 
 import json
@@ -19,6 +22,7 @@ from tumorseg import CONF_DIR
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.files.output_files import replace_text
 
+MARK = "<!-- tumorseg report: a later `tumorseg report` replaces this file -->\n"
 # (header, metrics.json key); the original study's loss columns first.
 COLUMNS = [("epochs", "epochs"), ("train min", "fit_minutes"),
            ("train loss", "train/loss"), ("val loss", "val/loss"), ("test loss", "test/loss"),
@@ -163,6 +167,12 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def written_by_report(path: Path) -> bool:
+    """Whether the file at path starts with MARK (a table an earlier report wrote)."""
+    with open(path, "rb") as f:
+        return f.read(len(MARK.encode())) == MARK.encode()
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="report")
 @exit_on_user_error
 def main(cfg: DictConfig) -> str:
@@ -173,7 +183,10 @@ def main(cfg: DictConfig) -> str:
     out = Path(cfg.out) if cfg.out else Path(os.path.commonpath([os.path.abspath(r) for r in runs])) / "report.md"
     if out.is_dir():
         raise UserError(f"out={out} is a folder: name the file, e.g. out={out / 'report.md'}")
-    replace_text(out.parent, out, table, option="out")
+    if out.is_file() and not cfg.get("overwrite") and not written_by_report(out):
+        raise UserError(f"out={out} exists and was not written by tumorseg report: choose another out=, or add "
+                        f"overwrite=true to replace it")
+    replace_text(out.parent, out, MARK + table, option="out")
     sys.stdout.write(table)
     print(f"written: {out}")
     return table

@@ -60,7 +60,9 @@ def main(cfg: DictConfig) -> None:
     if not cfg.dir:
         raise UserError("no page folder given: tumorseg serve DIR, DIR written by tumorseg export format=web "
                         "output=DIR")
-    server = page_server(cfg.dir, int(cfg.port), log=None if cfg.quiet else lambda line: print(line, flush=True))
+    if cfg.port is None:
+        raise UserError("port is not set: port=8000, or port=0 for any free port")
+    server = page_server(cfg.dir, cfg.port, log=None if cfg.quiet else lambda line: print(line, flush=True))
     host, port = server.server_address[:2]
     print(f"serving {cfg.dir} at http://{host}:{port}/ (only this machine can open it; Ctrl+C ends it)", flush=True)
     try:
