@@ -33,3 +33,10 @@ def test_an_override_hydra_cannot_parse_or_compose_is_one_line(option, named, tm
 def test_every_command_reports_an_unknown_key_in_one_line(command, tmp_path):
     result = run_main(command, "foo.bar=1", f"hydra.run.dir={tmp_path / 'run'}")
     assert_one_error(result, "'foo.bar'")
+
+
+@pytest.mark.parametrize("override", ["data=[1,2,3,4]", "loss=[dice,2]"])
+def test_a_group_given_a_list_with_a_number_is_one_line(override, tmp_path):
+    """Hydra's defaults list raises a TypeError on such a list; it is the user's override, said in one line."""
+    assert_one_error(run_main("tumorseg.train", override, f"hydra.run.dir={tmp_path}"),
+                     f"{override}: a config group", "takes option names, not numbers")

@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+import traceback
 from typing import NoReturn
 
 from hydra.errors import ConfigCompositionException, InstantiationException, OverrideParseException, SearchPathException
@@ -174,6 +175,13 @@ def config_errors_in_one_line(func):
             raise
         exit_with(f"{err}: a config group (model=, loss=, approach=, ...) takes an option's name, e.g. loss=dice "
                   f"(--help lists the options)")
+    except TypeError:
+        # Hydra's defaults list fails on a group given a list holding a number (data=[1,2]); other TypeErrors are bugs
+        if "hydra/_internal/defaults_list.py" not in traceback.format_exc():
+            raise
+        lists = " ".join(a for a in sys.argv[1:] if "=[" in a) or "a group=[...] override"
+        exit_with(f"{lists}: a config group (model=, loss=, data=, ...) takes option names, not numbers, e.g. "
+                  f"data=lung (--help lists the options)")
 
 
 def report_config_errors() -> None:
