@@ -53,7 +53,8 @@ def test_two_folders_are_refused_and_a_delete_override_is_no_folder(tmp_path, se
     assert served == []
 
 
-@pytest.mark.parametrize("port, words", [("null", "port is not set: port=8000"), ("~port", "give it a value (port=...)"),
+@pytest.mark.parametrize("port, words", [("null", "port is not set: port=8000"),
+                                         ("~port", "give it a value (port=...)"),
                                          ("abc", "port='abc' must be an int")])
 def test_a_port_that_is_not_set_or_no_number_is_one_line(port, words, tmp_path, served):
     folder = page(tmp_path / "page")
