@@ -22,6 +22,7 @@ score() {  # fold
 score 0 $1 &
 score 1 $1 &
 wait
-# a = the shipped recipe's fold models alone (../lite-net/eval/fold{0,1}.json, the same evaluation), b = two stages
-.venv/bin/python -m tumorseg.compare "a=experiments/lung/lite-net/eval/fold*.json" "b=$E/fold*.json" \
+# a = stage 1 alone, the retrained shipped-recipe fold models (control.sh; RULES.md's amendment), b = two stages
+[ -f $E/stage1-fold1.json ] || bash experiments/lung/two-stage/control.sh $1
+.venv/bin/python -m tumorseg.compare "a=$E/stage1-fold*.json" "b=$E/fold*.json" \
   rule=experiments/lung/two-stage/rule.yaml output=experiments/lung/two-stage/compare

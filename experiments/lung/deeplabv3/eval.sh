@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Each fold's DeepLabV3+ model under the shipped evaluation (affine TTA @0.3, fp32) on its 10 unseen subjects, both
+# at once, then decided by the rule against the shipped recipe's fold models (../two-stage/control.sh scores those):
+#   bash experiments/lung/deeplabv3/eval.sh DATA_ROOT
+set -euo pipefail
+O=outputs/lung/deeplabv3
+E=experiments/lung/deeplabv3/eval
+mkdir -p $E
+score() {  # fold
+  T=outputs/lung/cv-fold$1-test
+  [ -d $T ] || .venv/bin/python experiments/lung/cv-all-16ep-tversky/fold_dir.py $1 $2 $T
+  OMP_NUM_THREADS=1 .venv/bin/python -m tumorseg.evaluate ckpt_path=$O/fold$1/checkpoints/last.ckpt data_dir=$T \
+    tta=affine threshold=0.3 precision=32 hydra.run.dir=$O/eval-fold$1 > $O/eval-fold$1.log 2>&1
+  cp $O/eval-fold$1/metrics.json $E/fold$1.json
+}
+score 0 $1 &
+score 1 $1 &
+wait
+[ -f experiments/lung/two-stage/eval/stage1-fold1.json ] || bash experiments/lung/two-stage/control.sh $1
+.venv/bin/python -m tumorseg.compare "a=experiments/lung/two-stage/eval/stage1-fold*.json" "b=$E/fold*.json" \
+  rule=experiments/lung/deeplabv3/rule.yaml output=experiments/lung/deeplabv3/compare
