@@ -81,12 +81,13 @@ test-tools:
 	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES) >/dev/null; }; }; } || \
 	  echo "note: qemu-x86_64 or chromium is missing (apt-get install $(TEST_PACKAGES) as root): the AVX2 tests skip, the browser tests fail"
 
-# pytest-xdist: a worker per core (up to 4; each takes its share of the cores' threads, tests/conftest.py);
-# an idle worker takes queued tests from a busy one, so a long test does not hold the rest back.
-TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo $$n)
+# pytest-xdist: two workers per core (up to 8; each takes its share of the cores' threads, tests/conftest.py), as
+# many tests spend part of their time waiting on a command, a browser or a signal, which a second worker fills; an
+# idle worker takes queued tests from a busy one, so a long test does not hold the rest back.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); n=$$((2 * n)); [ "$$n" -gt 8 ] && n=8; echo $$n)
 PYTEST = $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
-test: $(STAMP) test-tools web-vendor  ## the whole test suite (slow tests included; about 6 minutes on 2 cores)
+test: $(STAMP) test-tools web-vendor  ## the whole test suite (slow tests included; about 5.5 minutes on 2 cores)
 	$(PYTEST) $(ARGS)
 
 test-fast: $(STAMP) test-tools web-vendor  ## the tests that train nothing (not marked slow or trains)

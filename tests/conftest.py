@@ -13,7 +13,7 @@ from tumorseg.data.phantom import generate_phantom
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Under pytest-xdist (make test: a worker per core, up to 4), each worker and the commands it starts get their share
+# Under pytest-xdist (make test: two workers per core, up to 8), each worker and the commands it starts get their share
 # of the cores: two workers of two threads each on two cores spend their time waiting for each other's threads.
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     THREADS = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))

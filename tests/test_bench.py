@@ -21,6 +21,7 @@ def main(overrides: list[str]) -> dict:
         return run_bench(compose("bench", overrides=overrides))
 
 
+@pytest.mark.slow
 @pytest.mark.trains
 def test_quick_benchmark_writes_table_and_json(tmp_path):
     results = main(["quick=true", "image_size=64", "batch_size=4", f"out={tmp_path}"])

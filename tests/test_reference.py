@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -81,17 +82,20 @@ def real_val() -> Path:
 
 @pytest.mark.slow
 def test_shipped_model_fp32_val_figures_are_the_recorded_ones(tmp_path):
-    """The one segmentation path gives the shipped model's recorded fp32 figures on the real val subjects."""
-    result = run_main("tumorseg.evaluate", f"data_dir={real_val()}", "precision=32", "runtime=pytorch",
-                      f"hydra.run.dir={tmp_path}")
+    """The one segmentation path gives the shipped model's recorded fp32 figures on a real val subject: the smallest
+    (14 slices, where the model misses most), as a subject's figures do not depend on the others'."""
+    subject = "Subject_60"
+    for part in ("images", "masks"):
+        shutil.copytree(real_val() / part / subject, tmp_path / "val" / part / subject)
+    result = run_main("tumorseg.evaluate", f"data_dir={tmp_path / 'val'}", "precision=32", "runtime=pytorch",
+                      f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 0, result.stderr[-2000:]
-    got = json.loads((tmp_path / "metrics.json").read_text())
-    recorded = json.loads((REPO / "experiments/lung/reference/evaluate-val-fp32.json").read_text())
+    got = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    recorded = json.loads((REPO / "experiments/lung/reference/evaluate-val-fp32.json").read_text())["subjects"][subject]
     assert (got["inference_precision"], got["runtime"], got["n_images"]) == ("32", "pytorch", recorded["n_images"])
-    for key in ("dice", "iou", "precision", "recall", "dice_per_slice", "dice_per_subject", "bce"):
-        assert got[key] == pytest.approx(recorded[key], abs=1e-4), key
-    for name, figures in recorded["subjects"].items():
-        assert got["subjects"][name]["dice"] == pytest.approx(figures["dice"], abs=1e-4), name
+    for key in ("dice", "precision", "recall"):
+        assert got["subjects"][subject][key] == pytest.approx(recorded[key], abs=1e-4), key
+        assert got[key] == pytest.approx(recorded[key], abs=1e-4), key  # one subject: the pooled figures are its own
 
 
 def test_shipped_files_carry_the_model_file_format_version():

@@ -16,6 +16,11 @@ async function init(message) {
   ort.env.wasm.numThreads = message.threads;
   session = await ort.InferenceSession.create(new URL(settings.model, message.base).href,
     { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  // One batch of zeros while the user picks a scan: the first run of a WASM session prepares its kernels and
+  // buffers (0.4-0.5 s more than a later batch of 4 on one thread in Node here), which would otherwise fall on the
+  // first scan's slices.
+  const prep = settings.preprocessing, channels = 2 * prep.context_slices + 1, s = prep.image_size;
+  await session.run({ image: new ort.Tensor('float32', new Float32Array(BATCH * channels * s * s), [BATCH, channels, s, s]) });
   postMessage({ type: 'ready', threads: ort.env.wasm.numThreads });
 }
 
