@@ -17,7 +17,7 @@ import pytest
 import SimpleITK as sitk
 
 from tests.browser import CHROMIUM, Browser
-from tests.conftest import assert_one_error, run_main
+from tests.conftest import assert_one_error, run_main, train_run
 from tumorseg.inference.model_file import REFERENCE_MODEL
 from tumorseg.volumes.orientation import slice_stack
 from tumorseg.volumes.phantom import phantom_volume, write_dicom_series
@@ -332,3 +332,39 @@ def test_serve_takes_the_folder_as_its_argument(tmp_path):
     result = run_main("tumorseg.serve", str(tmp_path))  # an empty folder: no page, one line naming it
     assert_one_error(result, f"dir={tmp_path} holds no page")
 
+
+
+@pytest.mark.slow
+def test_a_scan_shared_among_workers_is_segmented_as_by_one_with_neighbour_slices(data_dir, browser, tmp_path):
+    """A 2.5D model (each slice read with its neighbours) on 1 and on 3 workers: the shares of the 12 slices meet where
+    a slice's neighbour is in another worker's share, and the 3D steps run on the whole scan, so the masks are the
+    same voxel for voxel, and predict's with the page's own ONNX file (native fp32 against WASM fp32: a voxel whose
+    probability is within rounding of the threshold may differ)."""
+    run, _ = train_run(data_dir, tmp_path, "data.context_slices=1", "trainer.max_epochs=6",
+                       "trainer.limit_train_batches=8", "model.base_channels=8", "optimizer.lr=3e-3")
+    page = tmp_path / "page"
+    assert run_main("tumorseg.export", "format=web", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+                    f"output={page}", f"hydra.run.dir={tmp_path}/l").returncode == 0
+    (page / "data").mkdir()
+    sitk.WriteImage(phantom_volume(size=SIZE)[0], str(page / "data" / "phantom.nii.gz"))
+    pred = tmp_path / "pred"
+    result = run_main("tumorseg.predict", f"input={page / 'data'}", f"output={pred}", "tta=false", "threshold=0.05",
+                      f"ckpt_path={page / 'model.onnx'}", "viewer=false", f"hydra.run.dir={pred}-log")
+    assert result.returncode == 0, result.stderr[-2000:]
+    settings = json.loads((page / "model.json").read_text())
+    assert settings["preprocessing"]["context_slices"] == 1 and settings["precision"] == "32"
+    settings["threshold"] = 0.05  # a tiny net's probabilities are low: the threshold predict was given
+    (page / "model.json").write_text(json.dumps(settings))
+    server = page_server(page, 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"http://127.0.0.1:{server.server_address[1]}/?url=data/phantom.nii.gz"
+        one, three = segmented(browser, f"{address}&threads=1"), segmented(browser, f"{address}&threads=3")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (one["threads"], three["threads"]) == (1, 3)
+    assert (one["canonicalMaskBase64"] == three["canonicalMaskBase64"]).all()
+    cli = slice_stack(cli_mask(pred, "phantom")).ravel()
+    assert cli.sum() > 100 and (three["canonicalMaskBase64"] == cli).mean() >= 0.995
+    assert three["canonicalMaskBase64"].sum() == pytest.approx(cli.sum(), rel=0.01)

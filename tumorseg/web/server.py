@@ -1,5 +1,5 @@
 """Serving a page folder on 127.0.0.1: the right types for .wasm and .mjs, and the headers that make the page
-cross-origin isolated (COOP / COEP: onnxruntime-web's threads need SharedArrayBuffer) and allow it no connection
+cross-origin isolated (COOP / COEP: other sites' windows and resources kept apart) and allow it no connection
 beyond its own origin (Content-Security-Policy, as its meta tag says too)."""
 
 import functools

@@ -1,5 +1,6 @@
-"""Slices per second of the browser page (headless Chromium, onnxruntime-web WASM, 1 and 2 threads) beside the CLI's
-path with the same int8 file (ONNX Runtime, tta=false, 2 threads) on one val subject's PNG slices, rounds interleaved.
+"""Slices per second of the browser page (headless Chromium, onnxruntime-web WASM, 1 and 2 workers of one thread)
+beside the CLI's path with the same int8 file (ONNX Runtime, tta=false, 2 threads) on one val subject's PNG slices,
+rounds interleaved.
 
     .venv/bin/python experiments/lung/web-speed/measure.py ../shared/data/lung-ct-slices/val/images/58 [rounds]
 
@@ -33,7 +34,8 @@ FINISHED = "window.tumorseg && ['done', 'error'].includes(window.tumorseg.status
 
 
 def page_rate(browser: Browser, address: str, url: str, threads: int) -> float:
-    """The page's own slices/s for the slices at url with `threads` WASM threads (its model loaded first)."""
+    """The page's own slices/s for the slices at url with `threads` model workers of one WASM thread each (its model
+    loaded first)."""
     browser.open(f"{address}?url={url}&threads={threads}")
     browser.wait_for(FINISHED, timeout=900)
     state = browser.evaluate("JSON.parse(JSON.stringify(window.tumorseg))")
@@ -65,12 +67,12 @@ def main(subject: Path, rounds: int) -> None:
     address = f"http://127.0.0.1:{server.server_address[1]}/"
     browser = Browser(work / "chromium")
     load = os.getloadavg()
-    rows = {"CLI, ONNX Runtime int8, no TTA, 2 threads": [], "page, int8, 1 thread": [], "page, int8, 2 threads": []}
+    rows = {"CLI, ONNX Runtime int8, no TTA, 2 threads": [], "page, int8, 1 worker": [], "page, int8, 2 workers": []}
     try:
         for _ in range(rounds):
             rows["CLI, ONNX Runtime int8, no TTA, 2 threads"].append(cli_rate(slices))
             for threads in (1, 2):
-                rows[f"page, int8, {threads} thread{'s' if threads > 1 else ''}"].append(
+                rows[f"page, int8, {threads} worker{'s' if threads > 1 else ''}"].append(
                     page_rate(browser, address, f"data/{subject.name}/", threads))
     finally:
         browser.close()
@@ -84,7 +86,7 @@ def main(subject: Path, rounds: int) -> None:
     for name, rates in rows.items():
         print(f"| {name} | " + " | ".join(f"{r:.2f}" for r in rates) + f" | {max(rates):.2f} |")
     cli = rows["CLI, ONNX Runtime int8, no TTA, 2 threads"]
-    for threads in ("1 thread", "2 threads"):
+    for threads in ("1 worker", "2 workers"):
         page_rates = rows[f"page, int8, {threads}"]
         ratios = [p / c for p, c in zip(page_rates, cli)]
         print(f"\npage ({threads}) / CLI per round: " + ", ".join(f"{r:.2f}" for r in ratios)

@@ -1,4 +1,4 @@
-// The page: a scan in (file picker, drop, or ?url= on this origin), the model run in a worker (worker.js), the
+// The page: a scan in (file picker, drop, or ?url= on this origin), the model run in workers (worker.js), the
 // result shown with NiiVue (three planes and a 3D rendering, the mask as an overlay) with its figures beside it,
 // and the mask handed back as NIfTI on the scan's own grid. ?url=SCAN&mask=MASK shows a scan with an existing mask
 // (tumorseg predict's *_mask.nii.gz) without loading the model. window.tumorseg exposes the state (for tests).
@@ -26,24 +26,53 @@ function say(message, status = state.status) {
   $('status').className = status === 'error' ? 'error' : '';
 }
 
-// The worker holds the model. It starts when the page opens, so that the model loads while the user picks a scan,
-// except for a scan opened with its mask, which needs no model (it starts when a scan is to be segmented).
-let worker = null, modelReady = null, running = null;
+// The workers hold the model, one WASM thread each: a scan's slices are shared out among them, which keeps the cores
+// busier than one worker's threads do (one convolution at a time, split across threads), and needs no cross-origin
+// isolation. They start when the page opens, so that the model loads while the user picks a scan, except for a scan
+// opened with its mask, which needs no model (they start when a scan is to be segmented).
+let workers = [], modelReady = null;
 function model() {
   if (modelReady) return modelReady;
-  worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-  modelReady = new Promise((resolve, reject) => {
-    worker.onmessage = ({ data }) => {
-      if (data.type === 'ready') { state.threads = data.threads; resolve(); }
-      else if (data.type === 'progress') { $('progress').value = data.done / data.total; say(`Segmenting: ${data.done} of ${data.total} slices`); }
-      else if (data.type === 'result') running.resolve(data);
-      else if (data.type === 'error') (running ? running.reject : reject)(new Error(data.message));
-    };
-    worker.onerror = (event) => { const err = new Error(`the model's worker failed: ${event.message}`); (running ? running.reject : reject)(err); };
-  });
-  const threads = Number(params.get('threads')) || (self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, 4) : 1);
-  worker.postMessage({ type: 'init', settings, threads, base: location.href });
+  const count = Number(params.get('threads')) || Math.min(navigator.hardwareConcurrency || 1, 4);
+  workers = Array.from({ length: count }, () => new Worker(new URL('./worker.js', import.meta.url), { type: 'module' }));
+  modelReady = Promise.all(workers.map((worker) => ask(worker, { type: 'init', settings, threads: 1, base: location.href }, 'ready')))
+    .then((ready) => { state.threads = ready.reduce((sum, r) => sum + r.threads, 0); });
   return modelReady;
+}
+
+/** Send a worker one message and wait for its answer of type `answer` (progress messages along the way). */
+function ask(worker, message, answer, transfer = []) {
+  return new Promise((resolve, reject) => {
+    worker.onmessage = ({ data }) => {
+      if (data.type === answer) resolve(data);
+      else if (data.type === 'progress') progress(data.done);
+      else if (data.type === 'error') reject(new Error(data.message));
+    };
+    worker.onerror = (event) => reject(new Error(`the model's worker failed: ${event.message}`));
+    worker.postMessage(message, transfer);
+  });
+}
+
+let done = 0, total = 0;
+function progress(n) {
+  done += n;
+  $('progress').value = done / total;
+  say(`Segmenting: ${done} of ${total} slices`);
+}
+
+/** The scan's masks (k x h x w, RAS order): its slices shared out among the workers, the 3D steps in the first. */
+async function segment(tta) {
+  const { slices, k, h, w, numbers } = scan, size = settings.preprocessing.image_size ** 2;
+  const share = Math.ceil(k / workers.length);
+  done = 0; total = k;
+  const parts = await Promise.all(workers.map((worker, i) => {
+    const from = Math.min(k, i * share), to = Math.min(k, from + share);
+    return ask(worker, { type: 'probs', slices, k, h, w, numbers, tta, from, to }, 'probs');
+  }));
+  const probs = new Float32Array(k * size);
+  let at = 0;
+  for (const part of parts) { probs.set(part.probs, at); at += part.probs.length; }
+  return (await ask(workers[0], { type: 'masks', probs, k, h, w, numbers }, 'masks', [probs.buffer])).masks;
 }
 
 async function start() {
@@ -63,7 +92,7 @@ async function start() {
   if (mask) say('Ready: open or drop a scan (the model loads when one is to be segmented).', 'ready');
   else {
     await model();
-    say(`Ready: open or drop a scan (${state.threads} thread${state.threads > 1 ? 's' : ''}${self.crossOriginIsolated ? '' : ', not cross-origin isolated'}).`, 'ready');
+    say(`Ready: open or drop a scan (the model on ${state.threads} thread${state.threads > 1 ? 's' : ''}).`, 'ready');
   }
   // a folder URL (a DICOM series, PNG slices) names the case, as tumorseg predict names it after its input folder
   const folder = urls.length === 1 && urls[0].endsWith('/') ? decodeURIComponent(new URL(urls[0], location.href).pathname.split('/').at(-2)) : null;
@@ -190,12 +219,11 @@ async function load(files, maskFile = null, folder = null) {
       await model();
       say(`Segmenting ${scan.k} slices...`, 'running');
       $('progress').hidden = false; $('progress').value = 0;
-      const result = await new Promise((resolve, reject) => {
-        running = { resolve, reject };
-        worker.postMessage({ type: 'run', slices: scan.slices, k: scan.k, h: scan.h, w: scan.w, numbers: scan.numbers, tta: $('tta').checked });
-      }).finally(() => { running = null; $('progress').hidden = true; });
-      masks = result.masks; stored = storedMask(scan.hdr, masks);
-      Object.assign(state, { seconds: result.seconds, slicesPerSecond: scan.k / result.seconds });
+      const started = performance.now();
+      masks = await segment($('tta').checked).finally(() => { $('progress').hidden = true; });
+      const seconds = (performance.now() - started) / 1000;
+      stored = storedMask(scan.hdr, masks);
+      Object.assign(state, { seconds, slicesPerSecond: scan.k / seconds });
     }
     state.figures = volumeFigures(masks, scan.k, scan.h, scan.w, voxelMl(scan.hdr));
     show(state.figures, state.seconds);

@@ -1,8 +1,10 @@
 // The segmentation path of tumorseg predict (tumorseg/inference/segment.py Segmenter.subject), off the page's main
-// thread: slices (8-bit, RAS order) -> resize to the model's size -> neighbours (2.5D) -> normalize -> the net
-// (onnxruntime-web, WASM) -> sigmoid (TTA views averaged) -> 3D steps -> back to the slices' size -> threshold ->
-// small components removed. Messages: init {settings, threads} -> ready; run {slices, k, h, w, numbers, tta} ->
-// progress {done, total} ..., result {masks, seconds}; anything that fails -> error {message}.
+// thread, in two steps so that several of these workers share a scan: `probs` runs slices from..to-1 of a scan
+// (8-bit, RAS order) -> resize to the model's size -> neighbours (2.5D) -> normalize -> the net (onnxruntime-web,
+// WASM) -> sigmoid (TTA views averaged); `masks` takes every slice's probabilities -> 3D steps -> back to the slices'
+// size -> threshold -> small components removed. Messages: init {settings, threads} -> ready;
+// probs {slices, k, h, w, numbers, tta, from, to} -> progress {done} ..., probs {probs}; masks {probs, k, h, w,
+// numbers} -> masks {masks}; anything that fails -> error {message}.
 import * as ort from './vendor/onnxruntime-web/ort.wasm.min.mjs';
 import { removeSmall, subjectRegions } from './components.js';
 import { normalizeInto, resizeArea, resizeLinear } from './preprocess.js';
@@ -50,34 +52,45 @@ async function probabilities(input, n, channels, s, tta) {
   }));
 }
 
-async function run({ slices, k, h, w, numbers, tta }) {
-  const start = performance.now(), prep = settings.preprocessing, s = prep.image_size, c = prep.context_slices;
-  const resized = Array.from({ length: k }, (_, z) => resizeArea(slices.subarray(z * h * w, (z + 1) * h * w), h, w, s));
-  const table = contextTable(numbers, c), channels = 2 * c + 1;
-  const probs = [];
-  for (let b = 0; b < k; b += BATCH) {
-    const n = Math.min(BATCH, k - b), input = new Float32Array(n * channels * s * s);
+/** Probabilities of slices from..to-1 (only those slices and their neighbours are resized), as one Float32Array. */
+async function probs({ slices, k, h, w, numbers, tta, from, to }) {
+  const prep = settings.preprocessing, s = prep.image_size, c = prep.context_slices, channels = 2 * c + 1;
+  const resized = new Map(), table = contextTable(numbers, c);
+  const slice = (z) => {
+    if (!resized.has(z)) resized.set(z, resizeArea(slices.subarray(z * h * w, (z + 1) * h * w), h, w, s));
+    return resized.get(z);
+  };
+  const out = new Float32Array((to - from) * s * s);
+  for (let b = from; b < to; b += BATCH) {
+    const n = Math.min(BATCH, to - b), input = new Float32Array(n * channels * s * s);
     for (let i = 0; i < n; i++) {
-      table[b + i].forEach((item, ch) => normalizeInto(resized[item], prep.mean, prep.std, input, (i * channels + ch) * s * s));
+      table[b + i].forEach((item, ch) => normalizeInto(slice(item), prep.mean, prep.std, input, (i * channels + ch) * s * s));
     }
-    probs.push(...await probabilities(input, n, channels, s, tta));
-    postMessage({ type: 'progress', done: b + n, total: k });
+    (await probabilities(input, n, channels, s, tta)).forEach((p, i) => out.set(p, (b - from + i) * s * s));
+    postMessage({ type: 'progress', done: n });
   }
-  const post = settings.postprocess;
+  postMessage({ type: 'probs', probs: out }, [out.buffer]);
+}
+
+/** The masks of a whole scan from its slices' probabilities (k x s x s), at the slices' own size. */
+function masks({ probs: all, k, h, w, numbers }) {
+  const s = settings.preprocessing.image_size, post = settings.postprocess;
+  const probs = Array.from({ length: k }, (_, z) => all.subarray(z * s * s, (z + 1) * s * s));
   subjectRegions(probs, numbers, s, settings.threshold, post.seed_threshold, post.largest_3d);
-  const masks = new Uint8Array(k * h * w);
+  const out = new Uint8Array(k * h * w);
   probs.forEach((prob, z) => {
     const sized = resizeLinear(prob, s, s, h, w), mask = new Uint8Array(h * w);
     for (let i = 0; i < mask.length; i++) mask[i] = sized[i] > settings.threshold ? 1 : 0;
-    masks.set(removeSmall(mask, h, w, post.min_size), z * h * w);
+    out.set(removeSmall(mask, h, w, post.min_size), z * h * w);
   });
-  postMessage({ type: 'result', masks, seconds: (performance.now() - start) / 1000 }, [masks.buffer]);
+  postMessage({ type: 'masks', masks: out }, [out.buffer]);
 }
 
 onmessage = async ({ data }) => {
   try {
     if (data.type === 'init') await init(data);
-    else if (data.type === 'run') await run(data);
+    else if (data.type === 'probs') await probs(data);
+    else if (data.type === 'masks') masks(data);
   } catch (err) {
     postMessage({ type: 'error', message: String(err && err.message ? err.message : err) });
   }
