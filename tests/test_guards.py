@@ -44,3 +44,28 @@ def test_nan_loss_stops_with_epoch_step_and_last_good_checkpoint(data_dir, tmp_p
 def test_nan_guard_raises_a_numerical_fault(tiny_cfg):
     with pytest.raises(NumericalFault, match="epoch 0, step 0"):
         train(tiny_cfg("loss._target_=tests.test_guards.NaNLoss", "+loss.after=1"))
+
+
+def test_ctrl_c_while_fitting_waits_for_a_batch_boundary_and_a_second_one_does_not(tmp_path):
+    """Ctrl+C raised mid-step could land inside TensorBoard's event queue with its lock held, and the shutdown that
+    flushes the queue then waited forever (a `make test` run hung so): while fitting it is deferred to the next
+    batch boundary; a second Ctrl+C interrupts at once; after fitting the handler is the one before."""
+    import os
+    import signal
+
+    from tumorseg.training.guards import InterruptCheckpoint
+
+    guard, before = InterruptCheckpoint(str(tmp_path)), signal.getsignal(signal.SIGINT)
+    guard.on_fit_start(None, None)
+    try:
+        os.kill(os.getpid(), signal.SIGINT)  # deferred: no KeyboardInterrupt here
+        assert guard.pending
+        with pytest.raises(KeyboardInterrupt):
+            guard.on_train_batch_end(None, None, None, None, 0)
+        guard.on_validation_batch_end(None, None, None, None, 0)  # asked once, stopped once
+        os.kill(os.getpid(), signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # the second: at once
+    finally:
+        guard.teardown(None, None, "fit")
+    assert signal.getsignal(signal.SIGINT) is before

@@ -2,6 +2,8 @@
 
 import logging
 import math
+import signal
+import threading
 from pathlib import Path
 
 import lightning as L
@@ -23,10 +25,45 @@ class NumericalFault(UserError):
 
 
 class InterruptCheckpoint(L.Callback):
-    """On Ctrl+C or SIGTERM, saves <dirpath>/interrupted.ckpt (mid-epoch) and says how to resume."""
+    """On Ctrl+C or SIGTERM, saves <dirpath>/interrupted.ckpt (mid-epoch) and says how to resume.
+
+    While fitting, Ctrl+C stops the run at the next batch boundary, as Lightning does with SIGTERM: Python raises
+    KeyboardInterrupt wherever the main thread is, and raised inside TensorBoard's event queue (a metric being
+    logged) it leaves the queue's lock held, so Lightning's shutdown, which flushes that queue, waited forever.
+    A second Ctrl+C interrupts at once."""
 
     def __init__(self, dirpath: str):
         self.dirpath = Path(dirpath)
+        self.pending, self.previous = False, None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.pending = False
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._ctrl_c)
+
+    def _ctrl_c(self, signum, frame) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def _stop_if_asked(self) -> None:
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._stop_if_asked()
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._stop_if_asked()
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stop_if_asked()  # asked during the last epoch's end: the run still ends as interrupted
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         # Lightning's SIGTERM handler raises SIGTERMException or, run before the command's own, Terminated
