@@ -87,7 +87,7 @@ test-tools:
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); n=$$((2 * n)); [ "$$n" -gt 8 ] && n=8; echo $$n)
 PYTEST = $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
-test: $(STAMP) test-tools web-vendor  ## the whole test suite (slow tests included; about 5.5 minutes on 2 cores)
+test: $(STAMP) test-tools web-vendor  ## the whole test suite (slow tests included; about 5.5-6 minutes on 2 cores)
 	$(PYTEST) $(ARGS)
 
 test-fast: $(STAMP) test-tools web-vendor  ## the tests that train nothing (not marked slow or trains)
