@@ -5,13 +5,9 @@
 set -euo pipefail
 O=outputs/lung/deeplabv3
 E=experiments/lung/deeplabv3/eval
-mkdir -p $E
-score() {  # fold
-  T=outputs/lung/cv-fold$1-test
-  [ -d $T ] || .venv/bin/python experiments/lung/cv-all-16ep-tversky/fold_dir.py $1 $2 $T
-  OMP_NUM_THREADS=1 .venv/bin/python -m tumorseg.evaluate ckpt_path=$O/fold$1/checkpoints/last.ckpt data_dir=$T \
-    tta=affine threshold=0.3 precision=32 hydra.run.dir=$O/eval-fold$1 > $O/eval-fold$1.log 2>&1
-  cp $O/eval-fold$1/metrics.json $E/fold$1.json
+source experiments/lung/two-stage/score.sh
+score() {  # fold, data root
+  score_fold $1 $2 $O/fold$1/checkpoints/last.ckpt $O/eval-fold$1 $E/fold$1.json tta=affine threshold=0.3
 }
 score 0 $1 &
 score 1 $1 &

@@ -5,13 +5,9 @@
 set -euo pipefail
 S=outputs/lung/lite-cpu
 E=experiments/lung/two-stage/eval
-mkdir -p $E
-score() {  # fold
-  T=outputs/lung/cv-fold$1-test
-  [ -d $T ] || .venv/bin/python experiments/lung/cv-all-16ep-tversky/fold_dir.py $1 $2 $T
-  OMP_NUM_THREADS=1 .venv/bin/python -m tumorseg.evaluate ckpt_path=$S/fold$1/checkpoints/last.ckpt data_dir=$T \
-    tta=affine threshold=0.3 precision=32 hydra.run.dir=$S/eval-fold$1 > $S/eval-fold$1.log 2>&1
-  cp $S/eval-fold$1/metrics.json $E/stage1-fold$1.json
+source experiments/lung/two-stage/score.sh
+score() {  # fold, data root
+  score_fold $1 $2 $S/fold$1/checkpoints/last.ckpt $S/eval-fold$1 $E/stage1-fold$1.json tta=affine threshold=0.3
 }
 score 0 $1 &
 score 1 $1 &

@@ -8,16 +8,12 @@ set -euo pipefail
 S=outputs/lung/lite-cpu
 O=outputs/lung/two-stage
 E=experiments/lung/two-stage/eval
-mkdir -p $E
-score() {  # fold
-  T=outputs/lung/cv-fold$1-test
-  [ -d $T ] || .venv/bin/python experiments/lung/cv-all-16ep-tversky/fold_dir.py $1 $2 $T
+source experiments/lung/two-stage/score.sh
+score() {  # fold, data root
   .venv/bin/python -m tumorseg.ship ckpt_path=$S/fold$1/checkpoints/last.ckpt \
     crop=$O/crops-fold$1/checkpoints/last.ckpt proposal_threshold=0.2 threshold=0.3 tta=affine \
     output=$O/two-stage-fold$1.pt overwrite=true
-  OMP_NUM_THREADS=1 .venv/bin/python -m tumorseg.evaluate ckpt_path=$O/two-stage-fold$1.pt data_dir=$T precision=32 \
-    hydra.run.dir=$O/eval-fold$1 > $O/eval-fold$1.log 2>&1
-  cp $O/eval-fold$1/metrics.json $E/fold$1.json
+  score_fold $1 $2 $O/two-stage-fold$1.pt $O/eval-fold$1 $E/fold$1.json
 }
 score 0 $1 &
 score 1 $1 &
