@@ -27,8 +27,9 @@ DTYPES = ("uint8", "int8", "int16", "uint16", "int32", "uint32", "float32", "flo
 DIRECTIONS = ("identity", "flip", "turn", "swap", "oblique")
 VOXELS = ("ct", "nan", "inf", "allnan", "constant", "noise", "vector")
 # Changes to a NIfTI header after writing (offsets of the NIfTI-1 header): spacing (pixdim[1..3]) zero, negative or
-# NaN; dims claiming a huge volume; a qform/sform that is not a rotation.
-HEADERS = (None, "zero_spacing", "negative_spacing", "nan_spacing", "huge_dims", "nan_sform", "bad_magic")
+# NaN; dims claiming a huge volume; a qform/sform that is not a rotation; no orientation (qform and sform codes 0).
+HEADERS = (None, "zero_spacing", "negative_spacing", "nan_spacing", "huge_dims", "nan_sform", "no_orientation",
+           "bad_magic")
 
 
 def _direction(kind: str, seed: int) -> tuple[float, ...]:
@@ -99,6 +100,8 @@ def _patch_nifti(data: bytes, header: str) -> bytes:
     elif header == "nan_sform":
         b[280:328] = struct.pack("<12f", *[float("nan")] * 12)  # srow_x, srow_y, srow_z
         b[252:256] = struct.pack("<h", 0) + b[254:256]  # qform_code 0: the (NaN) sform is the geometry
+    elif header == "no_orientation":
+        b[252:256] = struct.pack("<2h", 0, 0)
     elif header == "bad_magic":
         b[344:348] = b"xx1\0"
     return bytes(b)

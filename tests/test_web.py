@@ -5,6 +5,7 @@ is given without the model, fetches nothing beyond its origin, and says what is 
 
 import base64
 import csv
+import gzip
 import json
 import shutil
 import threading
@@ -59,8 +60,16 @@ def write_slices(images: Path, data: Path) -> None:
 
 
 def bad_inputs(data: Path) -> None:
-    """A cut-short NIfTI, a 4D volume and a NIfTI whose header announces 2000^3 voxels (8e9, a few bytes given)."""
+    """A cut-short NIfTI, a 4D volume, a NIfTI whose header announces 2000^3 voxels (8e9, a few bytes given), a
+    NIfTI and a NRRD that do not state their orientation (tumorseg predict refuses both)."""
     whole = (data / "volumes" / "phantom.nii.gz").read_bytes()
+    plain = bytearray(gzip.decompress(whole))
+    plain[252:256] = np.array([0, 0], "<i2").tobytes()  # qform_code, sform_code
+    (data / "unoriented.nii").write_bytes(bytes(plain))
+    sitk.WriteImage(sitk.ReadImage(str(data / "volumes" / "phantom.nii.gz")), str(data / "unoriented.nrrd"), False)
+    head, blank, voxels = (data / "unoriented.nrrd").read_bytes().partition(b"\n\n")
+    lines = [line for line in head.split(b"\n") if not line.startswith((b"space", b"measurement frame"))]
+    (data / "unoriented.nrrd").write_bytes(b"\n".join(lines + [b"spacings: 0.7 0.7 2.5"]) + blank + voxels)
     (data / "cut.nii.gz").write_bytes(whole[: len(whole) // 2])
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 4, 8, 8), np.int16)), str(data / "frames.nii"))
     header = bytearray((data / "frames.nii").read_bytes())
@@ -273,7 +282,9 @@ def test_slices_are_named_after_their_folder_and_their_volume_said_to_assume_1mm
 
 
 @pytest.mark.parametrize("name, words", [("cut.nii.gz", "cut.nii.gz"), ("frames.nii", "4D volume"),
-                                         ("huge.nii", "above this page's limit")])
+                                         ("huge.nii", "above this page's limit"),
+                                         ("unoriented.nii", "which way the patient lies"),
+                                         ("unoriented.nrrd", "which way the patient lies")])
 def test_a_file_the_page_cannot_segment_is_one_message(site, browser, name, words):
     address, _ = site
     browser.open(f"{address}?url=data/{name}")

@@ -1,5 +1,6 @@
 """Whether a volume file holds every voxel its header announces, intact and finite (SimpleITK fills a cut .nii.gz with
-zeros and reads NaN in a NIfTI file as 0, both without an error).
+zeros and reads NaN in a NIfTI file as 0, both without an error), and states which way the patient lies (SimpleITK
+reads a file that does not as if it did).
 """
 
 import gzip
@@ -48,8 +49,8 @@ def _inflated_bytes(fh) -> int:
     return total
 
 
-def _nifti_header(path: Path) -> tuple[bool, int, int, np.dtype | None]:
-    """(gzip-compressed, vox_offset, voxel count, the numpy dtype of float voxels or None) of a .nii or .nii.gz."""
+def _nifti_head(path: Path) -> tuple[bool, bytes, str]:
+    """(gzip-compressed, the first 540 bytes, struct's byte order '<' or '>') of a .nii or .nii.gz."""
     with open(path, "rb") as fh:
         compressed = fh.read(2) == b"\x1f\x8b"
     try:
@@ -60,6 +61,12 @@ def _nifti_header(path: Path) -> tuple[bool, int, int, np.dtype | None]:
     end = next((e for e in "<>" if len(head) >= 348 and struct.unpack(e + "i", head[:4])[0] in (348, 540)), None)
     if end is None:
         raise UserError(f"{path} has no NIfTI-1 or NIfTI-2 header: check the file, or convert it to .nii.gz")
+    return compressed, head, end
+
+
+def _nifti_header(path: Path) -> tuple[bool, int, int, np.dtype | None]:
+    """(gzip-compressed, vox_offset, voxel count, the numpy dtype of float voxels or None) of a .nii or .nii.gz."""
+    compressed, head, end = _nifti_head(path)
     if struct.unpack(end + "i", head[:4])[0] == 348:
         dims, (datatype, bitpix) = struct.unpack(end + "8h", head[40:56]), struct.unpack(end + "2h", head[70:74])
         offset = int(struct.unpack(end + "f", head[108:112])[0])
@@ -69,6 +76,35 @@ def _nifti_header(path: Path) -> tuple[bool, int, int, np.dtype | None]:
     floats = {16: "f4", 64: "f8"}.get(datatype)
     return compressed, offset, int(np.prod(dims[1:dims[0] + 1], dtype=np.int64)) * bitpix // 8, (
         np.dtype(end + floats) if floats else None)
+
+
+def _nifti_oriented(path: Path) -> bool:
+    """Whether a NIfTI file states its orientation: a qform_code or an sform_code other than 0 (NIfTI's 'method 1',
+    both 0, is ANALYZE's voxel grid with no direction in the patient)."""
+    _, head, end = _nifti_head(path)
+    if struct.unpack(end + "i", head[:4])[0] == 348:
+        codes = struct.unpack(end + "2h", head[252:256])
+    else:
+        codes = struct.unpack(end + "2i", head[344:352])
+    return any(codes)
+
+
+def check_orientation(path: Path) -> None:
+    """Refuse a NIfTI file with qform_code = sform_code = 0, or a NRRD file without `space directions`: SimpleITK
+    reads either as lying in identity directions, and the model, which finds tumors on slices turned as it was
+    trained (RAS), would then look at them mirrored or turned, a different mask with no error. Other formats state
+    their geometry (DICOM's tags, checked by dicom_grid) or default to one by their definition (MetaImage)."""
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        stated, missing = _nifti_oriented(path), "qform_code and sform_code are both 0"
+    elif name.endswith((".nrrd", ".nhdr")):
+        stated, missing = "spacedirections" in _text_header(path, ":", None)[0], "it has no `space directions` field"
+    else:
+        return
+    if not stated:
+        raise UserError(f"{path} does not say which way the patient lies ({missing}), so its slices could be read "
+                        f"mirrored or turned: convert the scan again with its orientation (e.g. dcm2niix from the "
+                        f"DICOM series)")
 
 
 def _nifti_layout(path: Path) -> tuple[Path, int, bool, int]:

@@ -12,7 +12,7 @@ from tumorseg.data.decode import MAX_PIXELS
 from tumorseg.errors import UserError
 from tumorseg.volumes.dicom import dicom_grid, on_grid
 from tumorseg.volumes.headers import MAX_VOXELS, SERIES_DESCRIPTION, check_header, is_dicom_file, read_header
-from tumorseg.volumes.integrity import check_payload, nonfinite_voxels, stored_nonfinite
+from tumorseg.volumes.integrity import check_orientation, check_payload, nonfinite_voxels, stored_nonfinite
 
 
 def _series_files(folder: Path, series: str | None) -> list[str]:
@@ -38,13 +38,17 @@ def _describe(folder: Path, uid: str) -> str:
 
 def _checked_files(path: str | os.PathLike, series: str | None, max_voxels: int,
                    max_pixels: int) -> tuple[Path, list[str], dict | None]:
-    """(path, the volume's files, the DICOM grid its tags establish or None), every header check passed."""
+    """(path, the volume's files, the DICOM grid its tags establish or None), every header check passed: size, and
+    the orientation a DICOM series' tags or another file's header states."""
     path = Path(path).expanduser()
     if not path.exists():
         raise UserError(f"{path} does not exist: give a volume file or a DICOM series folder")
     files = _series_files(path, series) if path.is_dir() else [str(path)]
     check_header(str(path), read_header(files[0]), len(files), max_voxels, max_pixels)
-    return path, files, (dicom_grid(files) if path.is_dir() or is_dicom_file(path) else None)
+    if path.is_dir() or is_dicom_file(path):
+        return path, files, dicom_grid(files)
+    check_orientation(path)
+    return path, files, None
 
 
 def volume_files(path: str | os.PathLike, series: str | None = None, max_voxels: int = MAX_VOXELS,
@@ -66,8 +70,9 @@ def read_volume(path: str | os.PathLike, series: str | None = None, max_voxels: 
     """Read a volume file or a DICOM series folder as a 3D sitk.Image with its size, spacing, origin and direction.
 
     Read whole and meaningful, or refused (UserError naming the file): sizes from the header first, a compressed
-    or short file checked for every byte its header announces (check_payload), a DICOM grid established from its
-    tags (dicom_grid), no NaN or infinite voxel (nonfinite_voxels).
+    or short file checked for every byte its header announces (check_payload), its orientation stated
+    (check_orientation) or a DICOM grid established from its tags (dicom_grid), no NaN or infinite voxel
+    (nonfinite_voxels).
 
     Args:
         path: `.nii`, `.nii.gz`, `.nrrd`, `.mha`/`.mhd`, a DICOM file, or a folder holding one DICOM series.

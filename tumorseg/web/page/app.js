@@ -133,6 +133,8 @@ async function readVolume(file) {
   const hdr = image.hdr, voxels = hdr.dims[1] * hdr.dims[2] * hdr.dims[3];
   checkDims(file.name, hdr.dims.slice(1, 1 + hdr.dims[0]));
   if (!image.img || image.img.length < voxels) throw new Error(`${file.name} is cut short: its header announces ${voxels} voxels, it holds ${image.img ? image.img.length : 0}`);
+  // as tumorseg predict: without a qform or sform the slices could reach the model mirrored or turned
+  if (!hdr.qform_code && !hdr.sform_code) throw new Error(`${file.name} does not say which way the patient lies (a NIfTI with qform_code and sform_code 0, or a NRRD without space directions), so its slices could be read mirrored or turned: convert the scan again with its orientation (e.g. dcm2niix from the DICOM series)`);
   return { image, hdr, img: image.img, name: file.name };
 }
 
