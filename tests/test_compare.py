@@ -126,6 +126,30 @@ def test_the_interval_and_p_value_are_scipys():
     assert subject_stats(d, seed=3) == ours  # the seed fixes the interval
 
 
+@pytest.mark.parametrize("d", [[0.2], [0.2, 0.1]])
+def test_too_few_subjects_give_the_mean_alone_never_a_point_interval(d):
+    # one subject's "interval" was [mean, mean] and its p 1.0: they read as evidence
+    ours = subject_stats(np.array(d), seed=0)
+    assert (ours.low, ours.high, ours.wilcoxon_p) == (None, None, None)
+    assert ours.mean == pytest.approx(np.mean(d)) and "too few" in ours.note
+
+
+def test_a_wilcoxon_that_cannot_reach_005_says_so():
+    ours = subject_stats(np.array([0.05, 0.02, 0.11, 0.07]), seed=0)
+    assert ours.low is not None and ours.wilcoxon_p == pytest.approx(0.125)
+    assert "cannot fall below 0.05" in ours.note
+
+
+def test_one_subject_a_side_is_compared_by_its_mean_alone(tmp_path):
+    a = evaluate_output(tmp_path / "a" / "fold0", {"s1": 0.4}, 0.5).parent
+    b = evaluate_output(tmp_path / "b" / "fold0", {"s1": 0.6}, 0.5).parent
+    result = compare(tmp_path, f"a={a}", f"b={b}")
+    assert result.returncode == 0, result.stderr
+    assert "Over 1 subject(s), b - a Dice by subject: mean +0.2000 (1 subject(s): too few" in result.stdout
+    record = json.loads((tmp_path / "out" / "compare.json").read_text())["subjects"]
+    assert (record["bootstrap_95_low"], record["wilcoxon_p"]) == (None, None)
+
+
 def test_the_rule_files_date_against_the_first_result(tmp_path):
     a, b = method(tmp_path / "a", 0.0), method(tmp_path / "b", 0.03)
     first = min(p.stat().st_mtime for p in tmp_path.rglob("metrics.json"))

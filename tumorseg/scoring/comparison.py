@@ -15,6 +15,13 @@ from tumorseg.scoring.recorded import FoldResult, by_fold, read_side
 
 CONFIDENCE = 0.95
 
+# Below this many subjects a bootstrap interval is a handful of resampled means (2 subjects: 3 values) and the
+# Wilcoxon test has no p under 0.25 (two-sided, exact): both would look like evidence and are not.
+MIN_SUBJECTS = 3
+
+# With this many subjects or fewer the exact two-sided Wilcoxon p is never below 0.05 (5 subjects: 2/32 = 0.0625).
+WILCOXON_POWERLESS = 5
+
 
 @dataclass(frozen=True)
 class FoldPair:
@@ -66,9 +73,9 @@ class SubjectStats:
 
     n: int
     mean: float
-    low: float
-    high: float
-    wilcoxon_p: float
+    low: float | None
+    high: float | None
+    wilcoxon_p: float | None
     note: str = ""
 
 
@@ -152,9 +159,14 @@ def pair(a: list[FoldResult], b: list[FoldResult], a_given: str, b_given: str) -
 
 def subject_stats(differences: np.ndarray, seed: int) -> SubjectStats:
     """Mean of the paired differences, its bootstrap 95% interval (BCa, seeded; percentile where BCa is undefined)
-    and the two-sided Wilcoxon signed-rank p (zero differences dropped; 1.0 when every difference is zero)."""
+    and the two-sided Wilcoxon signed-rank p (zero differences dropped; 1.0 when every difference is zero); below
+    MIN_SUBJECTS subjects the mean alone, interval and p None, and the note says why."""
     d = np.asarray(differences, dtype=float)
-    mean, note = float(d.mean()), ""
+    mean, notes = float(d.mean()), []
+    if len(d) < MIN_SUBJECTS:
+        return SubjectStats(len(d), mean, None, None, None,
+                            f"{len(d)} subject(s): too few for a bootstrap interval or a Wilcoxon test "
+                            f"({MIN_SUBJECTS} at least)")
     if np.all(d == d[0]):  # every resample has this mean: the interval is the point (scipy's BCa would divide by 0)
         low = high = mean
     else:
@@ -163,12 +175,15 @@ def subject_stats(differences: np.ndarray, seed: int) -> SubjectStats:
             low, high = interval(d, seed, "BCa")
         if not (np.isfinite(low) and np.isfinite(high)):
             low, high = interval(d, seed, "percentile")
-            note = "bootstrap interval by percentiles (BCa undefined for these differences)"
+            notes.append("bootstrap interval by percentiles (BCa undefined for these differences)")
     if not np.any(d):
-        p, note = 1.0, "every subject's difference is zero"
+        p = 1.0
+        notes.append("every subject's difference is zero")
     else:
         p = float(stats.wilcoxon(d).pvalue)
-    return SubjectStats(len(d), mean, low, high, p, note)
+        if np.count_nonzero(d) <= WILCOXON_POWERLESS:
+            notes.append(f"with {np.count_nonzero(d)} non-zero differences the Wilcoxon p cannot fall below 0.05")
+    return SubjectStats(len(d), mean, low, high, p, "; ".join(notes))
 
 
 def interval(d: np.ndarray, seed: int, method: str) -> tuple[float, float]:

@@ -44,6 +44,8 @@ def subject_line(comparison: Comparison) -> str:
     if s is None:
         return ("Per-subject statistics: not available (a side records only its folds' per-subject means, no Dice "
                 "by subject).")
+    if s.low is None:
+        return f"Over {s.n} subject(s), b - a Dice by subject: mean {s.mean:+.4f} ({s.note})."
     return (f"Over {s.n} subjects, b - a Dice by subject: mean {s.mean:+.4f}, bootstrap 95% interval "
             f"[{s.low:+.4f}, {s.high:+.4f}] (seed {comparison.seed}), Wilcoxon signed-rank p = {s.wilcoxon_p:.4g}"
             f"{f' ({s.note})' if s.note else ''}.")
