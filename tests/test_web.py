@@ -9,6 +9,7 @@ import gzip
 import json
 import shutil
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -241,6 +242,21 @@ def test_a_file_or_folder_dropped_on_the_view_is_segmented(site, cli, browser, d
     state = result(browser)
     assert_as_predict(state, cli_mask(cli, VOLUMES[url]))
     assert state["name"] == VOLUMES[url]
+
+
+@pytest.mark.slow
+def test_a_scan_opened_while_another_is_segmented_replaces_it(site, cli, browser, by_url):
+    # the first run's workers are stopped: none of its progress lands on the second scan's status, its result neither
+    address, page = site
+    browser.open(f"{address}?url=data/volumes/phantom.nii.gz&threads=1&tta=flip")  # one worker: slow enough to catch
+    browser.wait_for("window.tumorseg && tumorseg.status === 'running' && tumorseg.message.includes(' of ')", 120)
+    browser.evaluate("document.getElementById('tta').checked = false")  # the second as the CLI's tta=false
+    browser.choose_files("#files", [page / "data" / "volumes" / "mha-raw.mha"])
+    state = result(browser)
+    assert state["name"] == "mha-raw" and state["message"].startswith("mha-raw: "), state
+    time.sleep(1.5)  # what a stopped worker would have posted by now
+    assert json.loads(browser.evaluate("JSON.stringify(window.tumorseg)"))["message"] == state["message"]
+    assert_as_predict(state, cli_mask(cli, "mha-raw"))
 
 
 @pytest.mark.slow

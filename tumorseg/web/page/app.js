@@ -30,7 +30,7 @@ function say(message, status = state.status) {
 // busier than one worker's threads do (one convolution at a time, split across threads), and needs no cross-origin
 // isolation. They start when the page opens, so that the model loads while the user picks a scan, except for a scan
 // opened with its mask, which needs no model (they start when a scan is to be segmented).
-let workers = [], modelReady = null;
+let workers = [], modelReady = null, pending = new Set();
 function model() {
   if (modelReady) return modelReady;
   const count = Number(params.get('threads')) || Math.min(navigator.hardwareConcurrency || 1, 4);
@@ -43,14 +43,28 @@ function model() {
 /** Send a worker one message and wait for its answer of type `answer` (progress messages along the way). */
 function ask(worker, message, answer, transfer = []) {
   return new Promise((resolve, reject) => {
+    const settle = (done) => (value) => { pending.delete(reject); done(value); };
+    pending.add(reject);
     worker.onmessage = ({ data }) => {
-      if (data.type === answer) resolve(data);
+      if (data.type === answer) settle(resolve)(data);
       else if (data.type === 'progress') progress(data.done);
-      else if (data.type === 'error') reject(new Error(data.message));
+      else if (data.type === 'error') settle(reject)(new Error(data.message));
     };
-    worker.onerror = (event) => reject(new Error(`the model's worker failed: ${event.message}`));
+    worker.onerror = (event) => settle(reject)(new Error(`the model's worker failed: ${event.message}`));
     worker.postMessage(message, transfer);
   });
+}
+
+/** Stop the workers at once (a failed run's others, or a run the user replaced by opening another scan), so that
+ * none of them posts progress over what the page says next; their pending answers fail as `Cancelled`, and the next
+ * scan starts fresh ones. */
+class Cancelled extends Error {}
+function stopWorkers() {
+  workers.forEach((worker) => worker.terminate());
+  workers = []; modelReady = null;
+  const waiting = [...pending];
+  pending.clear();
+  waiting.forEach((reject) => reject(new Cancelled('cancelled')));
 }
 
 let done = 0, total = 0;
@@ -60,15 +74,15 @@ function progress(n) {
   say(`Segmenting: ${done} of ${total} slices`);
 }
 
-/** The scan's masks (k x h x w, RAS order): its slices shared out among the workers, the 3D steps in the first. */
-async function segment(tta) {
-  const { slices, k, h, w, numbers } = scan, size = settings.preprocessing.image_size ** 2;
+/** A scan's masks (k x h x w, RAS order): its slices shared out among the workers, the 3D steps in the first. */
+async function segment(read, tta) {
+  const { slices, k, h, w, numbers } = read, size = settings.preprocessing.image_size ** 2;
   const share = Math.ceil(k / workers.length);
   done = 0; total = k;
   const parts = await Promise.all(workers.map((worker, i) => {
     const from = Math.min(k, i * share), to = Math.min(k, from + share);
     return ask(worker, { type: 'probs', slices, k, h, w, numbers, tta, from, to }, 'probs');
-  }));
+  })).catch((err) => { stopWorkers(); throw err; });
   const probs = new Float32Array(k * size);
   let at = 0;
   for (const part of parts) { probs.set(part.probs, at); at += part.probs.length; }
@@ -133,8 +147,9 @@ async function readVolume(file) {
   const hdr = image.hdr, voxels = hdr.dims[1] * hdr.dims[2] * hdr.dims[3];
   checkDims(file.name, hdr.dims.slice(1, 1 + hdr.dims[0]));
   if (!image.img || image.img.length < voxels) throw new Error(`${file.name} is cut short: its header announces ${voxels} voxels, it holds ${image.img ? image.img.length : 0}`);
-  // as tumorseg predict: without a qform or sform the slices could reach the model mirrored or turned
-  if (!hdr.qform_code && !hdr.sform_code) throw new Error(`${file.name} does not say which way the patient lies (a NIfTI with qform_code and sform_code 0, or a NRRD without space directions), so its slices could be read mirrored or turned: convert the scan again with its orientation (e.g. dcm2niix from the DICOM series)`);
+  // as tumorseg predict: without a qform or sform (NIfTI) or space directions (NRRD, which NiiVue turns into an sform)
+  // the slices could reach the model mirrored or turned; NiiVue's MetaImage reader sets no code (its default applies)
+  if (/\.(nii|nii\.gz|nrrd|nhdr)$/i.test(file.name) && !hdr.qform_code && !hdr.sform_code) throw new Error(`${file.name} does not say which way the patient lies (a NIfTI with qform_code and sform_code 0, or a NRRD without space directions), so its slices could be read mirrored or turned: convert the scan again with its orientation (e.g. dcm2niix from the DICOM series)`);
   return { image, hdr, img: image.img, name: file.name };
 }
 
@@ -203,40 +218,48 @@ async function display(maskBytes) {
   $('width').value = Math.round(v.cal_max - v.cal_min);
 }
 
+let loads = 0;
 async function load(files, maskFile = null, folder = null) {
+  if (!files.length) return;
+  const mine = ++loads;
+  // a scan opened while another is read or segmented replaces it: the older load stops at its next step, silently
+  const current = (value) => { if (mine !== loads) throw new Cancelled('replaced by another scan'); return value; };
+  if (pending.size) stopWorkers();
   try {
-    if (!files.length) return;
     Object.assign(state, { name: null, figures: null, seconds: null, slicesPerSecond: null });
     $('download').disabled = true;
     $('assumption').hidden = true;
     say(`Reading ${files.length > 1 ? `${files.length} files` : files[0].name}...`, 'reading');
-    scan = await readScan(files, folder);
-    state.name = scan.name;
+    const read = current(await readScan(files, folder));
+    state.name = read.name;
+    let canonical, onGrid, seconds = null;
     if (maskFile) {
-      const mask = await readVolume(maskFile);
-      if ([1, 2, 3].some((i) => mask.hdr.dims[i] !== scan.hdr.dims[i])) throw new Error(`${maskFile.name} is ${mask.hdr.dims.slice(1, 4).join(' x ')}, the scan ${scan.hdr.dims.slice(1, 4).join(' x ')}: give the mask written for this scan`);
-      stored = Uint8Array.from(mask.img, (v) => (v > 0 ? 1 : 0));
-      masks = canonicalMask(scan.hdr, stored);
+      const mask = current(await readVolume(maskFile));
+      if ([1, 2, 3].some((i) => mask.hdr.dims[i] !== read.hdr.dims[i])) throw new Error(`${maskFile.name} is ${mask.hdr.dims.slice(1, 4).join(' x ')}, the scan ${read.hdr.dims.slice(1, 4).join(' x ')}: give the mask written for this scan`);
+      onGrid = Uint8Array.from(mask.img, (v) => (v > 0 ? 1 : 0));
+      canonical = canonicalMask(read.hdr, onGrid);
     } else {
-      await model();
-      say(`Segmenting ${scan.k} slices...`, 'running');
+      current(await model());
+      say(`Segmenting ${read.k} slices...`, 'running');
       $('progress').hidden = false; $('progress').value = 0;
       const started = performance.now();
-      masks = await segment($('tta').checked).finally(() => { $('progress').hidden = true; });
-      const seconds = (performance.now() - started) / 1000;
-      stored = storedMask(scan.hdr, masks);
-      Object.assign(state, { seconds, slicesPerSecond: scan.k / seconds });
+      canonical = current(await segment(read, $('tta').checked).finally(() => { if (mine === loads) $('progress').hidden = true; }));
+      seconds = (performance.now() - started) / 1000;
+      onGrid = storedMask(read.hdr, canonical);
     }
+    scan = read; masks = canonical; stored = onGrid;
+    Object.assign(state, { seconds, slicesPerSecond: seconds === null ? null : read.k / seconds });
     state.figures = volumeFigures(masks, scan.k, scan.h, scan.w, voxelMl(scan.hdr));
     show(state.figures, state.seconds);
     await display(maskNifti(scan.hdr, stored));
+    current();
     $('download').disabled = false;
     const assumption = scan.unitVoxels ? ' The volume in mL assumes 1 mm voxels: PNG / JPEG slices carry no spacing.' : '';
     $('assumption').textContent = assumption.trim();
     $('assumption').hidden = !scan.unitVoxels;
     say(`${scan.name}: ${state.figures.tumorMl.toFixed(2)} mL of tumour in ${state.figures.components} component(s).${assumption}`, 'done');
   } catch (err) {
-    say(`Error: ${err.message || err}`, 'error');
+    if (mine === loads && !(err instanceof Cancelled)) say(`Error: ${err.message || err}`, 'error');
   }
 }
 
@@ -284,4 +307,4 @@ async function droppedFiles(transfer) {
   return { files, folder: entries.length === 1 ? entries[0].name : null };
 }
 
-start().catch((err) => say(`Error: ${err.message || err}`, 'error'));
+start().catch((err) => { if (!(err instanceof Cancelled)) say(`Error: ${err.message || err}`, 'error'); });

@@ -75,10 +75,10 @@ async function probs({ slices, k, h, w, numbers, tta, from, to }) {
 /** The masks of a whole scan from its slices' probabilities (k x s x s), at the slices' own size. */
 function masks({ probs: all, k, h, w, numbers }) {
   const s = settings.preprocessing.image_size, post = settings.postprocess;
-  const probs = Array.from({ length: k }, (_, z) => all.subarray(z * s * s, (z + 1) * s * s));
-  subjectRegions(probs, numbers, s, settings.threshold, post.seed_threshold, post.largest_3d);
+  const planes = Array.from({ length: k }, (_, z) => all.subarray(z * s * s, (z + 1) * s * s));
+  subjectRegions(planes, numbers, s, settings.threshold, post.seed_threshold, post.largest_3d);
   const out = new Uint8Array(k * h * w);
-  probs.forEach((prob, z) => {
+  planes.forEach((prob, z) => {
     const sized = resizeLinear(prob, s, s, h, w), mask = new Uint8Array(h * w);
     for (let i = 0; i < mask.length; i++) mask[i] = sized[i] > settings.threshold ? 1 : 0;
     out.set(removeSmall(mask, h, w, post.min_size), z * h * w);
