@@ -79,9 +79,13 @@ async function segment(read, tta) {
   const { slices, k, h, w, numbers } = read, size = settings.preprocessing.image_size ** 2;
   const share = Math.ceil(k / workers.length);
   done = 0; total = k;
+  // each worker gets a copy of its slices and their neighbours only (a neighbour by slice number lies at most
+  // context_slices items away in the sorted scan), not the whole scan each
+  const c = settings.preprocessing.context_slices;
   const parts = await Promise.all(workers.map((worker, i) => {
     const from = Math.min(k, i * share), to = Math.min(k, from + share);
-    return ask(worker, { type: 'probs', slices, k, h, w, numbers, tta, from, to }, 'probs');
+    const first = Math.max(0, from - c), own = slices.slice(first * h * w, Math.min(k, to + c) * h * w);
+    return ask(worker, { type: 'probs', slices: own, first, k, h, w, numbers, tta, from, to }, 'probs', [own.buffer]);
   })).catch((err) => { stopWorkers(); throw err; });
   const probs = new Float32Array(k * size);
   let at = 0;

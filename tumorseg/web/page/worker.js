@@ -3,7 +3,8 @@
 // (8-bit, RAS order) -> resize to the model's size -> neighbours (2.5D) -> normalize -> the net (onnxruntime-web,
 // WASM) -> sigmoid (TTA views averaged); `masks` takes every slice's probabilities -> 3D steps -> back to the slices'
 // size -> threshold -> small components removed. Messages: init {settings, threads} -> ready;
-// probs {slices, k, h, w, numbers, tta, from, to} -> progress {done} ..., probs {probs}; masks {probs, k, h, w,
+// probs {slices (items first.. of the scan's k), first, k, h, w, numbers, tta, from, to} -> progress {done} ...,
+// probs {probs}; masks {probs, k, h, w,
 // numbers} -> masks {masks}; anything that fails -> error {message}.
 import * as ort from './vendor/onnxruntime-web/ort.wasm.min.mjs';
 import { removeSmall, subjectRegions } from './components.js';
@@ -52,12 +53,14 @@ async function probabilities(input, n, channels, s, tta) {
   }));
 }
 
-/** Probabilities of slices from..to-1 (only those slices and their neighbours are resized), as one Float32Array. */
-async function probs({ slices, k, h, w, numbers, tta, from, to }) {
+/** Probabilities of slices from..to-1 (only those slices and their neighbours are resized), as one Float32Array;
+ * slices holds the scan's items first..first+n-1, which must include every neighbour of from..to-1. */
+async function probs({ slices, first, k, h, w, numbers, tta, from, to }) {
   const prep = settings.preprocessing, s = prep.image_size, c = prep.context_slices, channels = 2 * c + 1;
-  const resized = new Map(), table = contextTable(numbers, c);
+  const resized = new Map(), table = contextTable(numbers, c), held = slices.length / (h * w);
   const slice = (z) => {
-    if (!resized.has(z)) resized.set(z, resizeArea(slices.subarray(z * h * w, (z + 1) * h * w), h, w, s));
+    if (z < first || z >= first + held) throw new Error(`slice ${z} is not among the ${held} this worker was given from ${first} (of ${k})`);
+    if (!resized.has(z)) resized.set(z, resizeArea(slices.subarray((z - first) * h * w, (z - first + 1) * h * w), h, w, s));
     return resized.get(z);
   };
   const out = new Float32Array((to - from) * s * s);
