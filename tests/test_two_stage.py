@@ -162,6 +162,8 @@ def test_two_stages_train_ship_as_one_file_evaluate_predict_and_refuse_onnx(trai
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert 0 <= figures["dice"] <= 1 and figures["n_subjects"] == 2
+    assert figures["stage2"] == {"proposal_threshold": pytest.approx(low), "crop_size": 32, "margin": 4,
+                                 "input_size": 64}
     out = tmp_path / "pred"
     result = run_main("tumorseg.predict", f"ckpt_path={two}", f"input={val / 'images'}", f"output={out}",
                       f"hydra.run.dir={tmp_path / 'log'}")

@@ -27,6 +27,7 @@ from tumorseg.files.output_files import OutputFiles
 from tumorseg.inference.segment import Segmenter, segmenter_for
 from tumorseg.inference.sources import labelled_subjects, resolve_part
 from tumorseg.inference.tta import describe
+from tumorseg.inference.two_stage import crop_settings
 from tumorseg.inference.volume_segment import VolumeOptions, segment_volume
 from tumorseg.scoring.cases import evaluation_cases
 from tumorseg.scoring.result import Result
@@ -145,9 +146,10 @@ def score_slices(job: Job, segmenter: Segmenter) -> tuple[Result, dict[str, list
 
 
 def settings_record(segmenter: Segmenter) -> dict:
-    """The choices in force, as metrics.json records them."""
-    choices, runner = segmenter.settings, segmenter.runner
-    return {
+    """The choices in force, as metrics.json records them; a two-stage model's stage 2 with its own (the
+    probability above which stage 1 proposes a region, the crops' size, margin and input size)."""
+    choices, runner, stage2 = segmenter.settings, segmenter.runner, segmenter.model.stage2
+    record = {
         "threshold": choices.threshold,
         "tta": choices.tta,
         "seed_threshold": choices.seed_threshold,
@@ -157,6 +159,11 @@ def settings_record(segmenter: Segmenter) -> dict:
         "min_size": choices.min_size,
         "largest_3d": choices.largest_3d,
     }
+    if stage2 is not None:
+        crops = crop_settings(stage2)
+        record["stage2"] = {"proposal_threshold": stage2.stored.threshold, "crop_size": crops.size,
+                            "margin": crops.margin, "input_size": crops.input_size}
+    return record
 
 
 def run_dir_files(out_dir: Path, layers: list[Path]) -> OutputFiles:
