@@ -27,7 +27,6 @@ from tumorseg.files.output_files import OutputFiles
 from tumorseg.inference.segment import Segmenter, segmenter_for
 from tumorseg.inference.sources import labelled_subjects, resolve_part
 from tumorseg.inference.tta import describe
-from tumorseg.inference.two_stage import crop_settings
 from tumorseg.inference.volume_segment import VolumeOptions, segment_volume
 from tumorseg.scoring.cases import evaluation_cases
 from tumorseg.scoring.result import Result
@@ -141,29 +140,8 @@ def score_slices(job: Job, segmenter: Segmenter) -> tuple[Result, dict[str, list
                                                     subject.images, result.masks, subject.masks)
             advance(len(subject.files))
     results = {t: score.result(bce_sum / max(1, pixels), job.source, str(segmenter.model.path),
-                               {**settings_record(segmenter), "threshold": t}) for t, score in scores.items()}
+                               {**segmenter.record(), "threshold": t}) for t, score in scores.items()}
     return results[main], layers, {t: results[t] for t in job.thresholds}
-
-
-def settings_record(segmenter: Segmenter) -> dict:
-    """The choices in force, as metrics.json records them; a two-stage model's stage 2 with its own (the
-    probability above which stage 1 proposes a region, the crops' size, margin and input size)."""
-    choices, runner, stage2 = segmenter.settings, segmenter.runner, segmenter.model.stage2
-    record = {
-        "threshold": choices.threshold,
-        "tta": choices.tta,
-        "seed_threshold": choices.seed_threshold,
-        "inference_precision": runner.precision,  # "precision" is the metric
-        "runtime": runner.runtime,
-        "device": str(runner.device),
-        "min_size": choices.min_size,
-        "largest_3d": choices.largest_3d,
-    }
-    if stage2 is not None:
-        crops = crop_settings(stage2)
-        record["stage2"] = {"proposal_threshold": stage2.stored.threshold, "crop_size": crops.size,
-                            "margin": crops.margin, "input_size": crops.input_size}
-    return record
 
 
 def run_dir_files(out_dir: Path, layers: list[Path]) -> OutputFiles:
@@ -207,7 +185,7 @@ def score_volumes(job: Job, segmenter: Segmenter) -> tuple[Result, dict[str, lis
                                                  list(truth))
             advance(1)
     return Result("volumes", job.source, str(segmenter.model.path), mean_scores(list(scores.values())),
-                  settings_record(segmenter), scores, tuple(job.labels)), layers, {}
+                  segmenter.record(), scores, tuple(job.labels)), layers, {}
 
 
 def settings_line(result: dict) -> str:
