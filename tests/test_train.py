@@ -79,19 +79,6 @@ def test_checkpoints_load_without_pickled_code(tiny_cfg, tmp_path):
     assert ckpt["hyper_parameters"]["run_config"]["model"]["base_channels"] == 4
 
 
-@pytest.mark.trains
-def test_multirun_of_two_jobs(data_dir, tmp_path):
-    sweep = tmp_path / "sweep"
-    result = run_cli("tumorseg.train", "-m", "approach=split,full", *TINY, *phantom_overrides(data_dir),
-                     f"hydra.sweep.dir={sweep}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    for job, approach in (("0", "split"), ("1", "full")):
-        metrics = json.loads((sweep / job / "metrics.json").read_text())
-        assert ("test/dice" in metrics) == (approach == "split")
-        assert f"approach={approach}" in (sweep / job / ".hydra/overrides.yaml").read_text()
-    assert (sweep / "multirun.yaml").is_file()
-
-
 def test_missing_data_root_is_one_clear_line(tmp_path):
     missing = tmp_path / "nowhere"
     result = run_main("tumorseg.train", f"data.root={missing}", f"hydra.run.dir={tmp_path / 'run'}")
@@ -419,6 +406,12 @@ def test_parallel_joblib_sweep_and_its_report(data_dir, tmp_path):
     result = run_cli("tumorseg.train", "-m", "hydra/launcher=parallel", "approach=split,full", *TINY,
                      *phantom_overrides(data_dir), f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
+    # a sweep's jobs (Hydra's basic launcher: test_two_fold_cross_validation_with_report): one run dir each
+    for job, approach in (("0", "split"), ("1", "full")):
+        metrics = json.loads((sweep / job / "metrics.json").read_text())
+        assert ("test/dice" in metrics) == (approach == "split")
+        assert f"approach={approach}" in (sweep / job / ".hydra/overrides.yaml").read_text()
+    assert (sweep / "multirun.yaml").is_file()
     table = report([sweep])
     assert table.count("\n") == 4 and "| 0 | split" in table and "| 1 | full" in table
 
