@@ -51,9 +51,13 @@ PHANTOM = dict(train_subjects=6, val_subjects=2, slices=8, size=64, seed=0)
 
 @pytest.fixture(scope="session", autouse=True)
 def runtime_cache(tmp_path_factory) -> Path:
-    """runtime=auto's measured choices (tumorseg.inference.autotune) go to a folder of this session (of each xdist
-    worker, and the commands it starts), never the user's cache: each model file is measured once per session."""
-    folder = tmp_path_factory.mktemp("tumorseg-cache")
+    """runtime=auto's measured choices (tumorseg.inference.autotune) go to a folder of this test session, never the
+    user's cache; one folder for all xdist workers of the session (under their common base folder; the cache is
+    written by rename), so that a model file, the shipped one above all, is measured once per session, not once
+    per worker."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tumorseg-cache"
+    folder.mkdir(exist_ok=True)
     os.environ["TUMORSEG_CACHE_DIR"] = str(folder)
     return folder
 
