@@ -69,3 +69,35 @@ def test_ctrl_c_while_fitting_waits_for_a_batch_boundary_and_a_second_one_does_n
     finally:
         guard.teardown(None, None, "fit")
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_sigterm_in_a_trainer_stage_waits_for_a_batch_boundary_and_a_second_one_does_not(tmp_path):
+    """The command's SIGTERM handler raised Terminated wherever the main thread was, beside Lightning's handler
+    (which only sets a flag): under load 2 of 20 runs signalled mid-epoch hung in TensorBoard's queue (gdb and
+    faulthandler: the writer thread's join). In a stage it now asks; the stage stops at the next batch boundary
+    (validation or test batches too); a second SIGTERM raises at once; outside a stage it raises at once."""
+    import os
+    import signal
+
+    from tumorseg.errors import TERMINATION_ASKED, Terminated, raise_terminated
+    from tumorseg.training.guards import InterruptCheckpoint
+
+    guard, before = InterruptCheckpoint(str(tmp_path)), signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        for stage, batch_end in (("fit", guard.on_validation_batch_end), ("test", guard.on_test_batch_end)):
+            guard.setup(None, None, stage)
+            os.kill(os.getpid(), signal.SIGTERM)  # asked: no Terminated here
+            assert TERMINATION_ASKED.is_set()
+            with pytest.raises(Terminated):
+                batch_end(None, None, None, None, 0)
+            guard.on_train_batch_end(None, None, None, None, 0)  # asked once, stopped once
+            os.kill(os.getpid(), signal.SIGTERM)
+            with pytest.raises(Terminated):
+                os.kill(os.getpid(), signal.SIGTERM)  # the second: at once
+            TERMINATION_ASKED.clear()
+            guard.teardown(None, None, stage)
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)  # no stage runs: at once
+    finally:
+        TERMINATION_ASKED.clear()
+        signal.signal(signal.SIGTERM, before)

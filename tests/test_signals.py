@@ -79,7 +79,7 @@ def test_a_signal_leaves_interrupted_ckpt_and_a_non_zero_status(sig, status, dat
     last, deadline = run / "checkpoints/last.ckpt", time.time() + 240
     while time.time() < deadline and proc.poll() is None and not last.is_file():
         time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before the signal"
+    assert proc.poll() is None, ("the run ended before the signal", proc.returncode, proc.communicate()[1][-3000:])
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == status, (proc.returncode, err[-2000:])

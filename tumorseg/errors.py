@@ -88,7 +88,18 @@ class Terminated(BaseException):
     `except BaseException` cleanups of the writers run and remove their temporary files)."""
 
 
-def raise_terminated(signum, frame) -> NoReturn:
+# While a trainer stage runs (tumorseg.training.guards.InterruptCheckpoint sets TERMINATION_DEFERRED), the first
+# SIGTERM only asks: Lightning's own SIGTERM handler, which runs beside this one, and that callback stop the stage at
+# the next batch boundary. Raised wherever the main thread is, Terminated could land inside TensorBoard's event
+# queue with its lock held, and Lightning's shutdown, which flushes that queue, then waited forever. A second SIGTERM
+# raises at once.
+TERMINATION_DEFERRED, TERMINATION_ASKED = threading.Event(), threading.Event()
+
+
+def raise_terminated(signum, frame) -> None:
+    if TERMINATION_DEFERRED.is_set() and not TERMINATION_ASKED.is_set():
+        TERMINATION_ASKED.set()
+        return
     raise Terminated
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import lightning as L
 
-from tumorseg.errors import Terminated, UserError
+from tumorseg.errors import TERMINATION_ASKED, TERMINATION_DEFERRED, Terminated, UserError
 
 log = logging.getLogger("tumorseg")
 
@@ -27,10 +27,11 @@ class NumericalFault(UserError):
 class InterruptCheckpoint(L.Callback):
     """On Ctrl+C or SIGTERM, saves <dirpath>/interrupted.ckpt (mid-epoch) and says how to resume.
 
-    While fitting, Ctrl+C stops the run at the next batch boundary, as Lightning does with SIGTERM: Python raises
-    KeyboardInterrupt wherever the main thread is, and raised inside TensorBoard's event queue (a metric being
-    logged) it leaves the queue's lock held, so Lightning's shutdown, which flushes that queue, waited forever.
-    A second Ctrl+C interrupts at once."""
+    While fitting, Ctrl+C stops the run at the next batch boundary, and so does SIGTERM in any stage (the command's
+    SIGTERM handler only asks while a stage runs: tumorseg.errors.raise_terminated): Python raises wherever the
+    main thread is, and raised inside TensorBoard's event queue (a metric being logged) KeyboardInterrupt or
+    Terminated leaves the queue's lock held, so Lightning's shutdown, which flushes that queue, waited forever.
+    A second Ctrl+C or SIGTERM interrupts at once."""
 
     def __init__(self, dirpath: str):
         self.dirpath = Path(dirpath)
@@ -46,10 +47,16 @@ class InterruptCheckpoint(L.Callback):
             raise KeyboardInterrupt
         self.pending = True
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        TERMINATION_DEFERRED.set()
+
     def _stop_if_asked(self) -> None:
         if self.pending:
             self.pending = False
             raise KeyboardInterrupt
+        if TERMINATION_ASKED.is_set():  # Lightning's own stop (SIGTERMException) comes first where it checks
+            TERMINATION_ASKED.clear()
+            raise Terminated
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._stop_if_asked()
@@ -57,10 +64,14 @@ class InterruptCheckpoint(L.Callback):
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self._stop_if_asked()
 
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._stop_if_asked()
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._stop_if_asked()  # asked during the last epoch's end: the run still ends as interrupted
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        TERMINATION_DEFERRED.clear()
         if stage == "fit" and self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
             self.previous = None
