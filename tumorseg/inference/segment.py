@@ -25,7 +25,7 @@ from tumorseg.inference.model_file import ModelFile, model_path, read
 from tumorseg.inference.postprocess import remove_small, subject_regions
 from tumorseg.inference.runtime import Runner, chosen_model, runner_for
 from tumorseg.inference.tta import augmented_probabilities, tta_choice
-from tumorseg.inference.two_stage import CropStage, crop_settings, runnable, whole_image
+from tumorseg.inference.two_stage import CropStage, runnable, whole_image
 
 
 def model_inputs(preprocessing: Preprocessing, slices: list[np.ndarray], names: list[Path]) -> np.ndarray:
@@ -89,14 +89,14 @@ class Segmenter:
     def record(self) -> dict:
         """The choices in force, as evaluate's metrics.json records them; a two-stage model's stage 2 with its own
         (the probability above which stage 1 proposes a region, the crops' size, margin and input size)."""
-        choices, runner, stage2 = self.settings, self.runner, self.model.stage2
+        choices, runner = self.settings, self.runner
         record = {"threshold": choices.threshold, "tta": choices.tta, "seed_threshold": choices.seed_threshold,
                   "inference_precision": runner.precision,  # "precision" is the metric
                   "runtime": runner.runtime, "device": str(runner.device), "min_size": choices.min_size,
                   "largest_3d": choices.largest_3d}
-        if stage2 is not None:
-            crops = crop_settings(stage2)
-            record["stage2"] = {"proposal_threshold": stage2.stored.threshold, "crop_size": crops.size,
+        if self.crops is not None:
+            crops = self.crops.crops
+            record["stage2"] = {"proposal_threshold": self.crops.model.stored.threshold, "crop_size": crops.size,
                                 "margin": crops.margin, "input_size": crops.input_size}
         return record
 

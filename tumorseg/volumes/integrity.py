@@ -49,8 +49,8 @@ def _inflated_bytes(fh) -> int:
     return total
 
 
-def _nifti_head(path: Path) -> tuple[bool, bytes, str]:
-    """(gzip-compressed, the first 540 bytes, struct's byte order '<' or '>') of a .nii or .nii.gz."""
+def _nifti_head(path: Path) -> tuple[bool, bytes, str, bool]:
+    """(gzip-compressed, the first 540 bytes, struct's byte order '<' or '>', NIfTI-1) of a .nii or .nii.gz."""
     with open(path, "rb") as fh:
         compressed = fh.read(2) == b"\x1f\x8b"
     try:
@@ -61,13 +61,13 @@ def _nifti_head(path: Path) -> tuple[bool, bytes, str]:
     end = next((e for e in "<>" if len(head) >= 348 and struct.unpack(e + "i", head[:4])[0] in (348, 540)), None)
     if end is None:
         raise UserError(f"{path} has no NIfTI-1 or NIfTI-2 header: check the file, or convert it to .nii.gz")
-    return compressed, head, end
+    return compressed, head, end, struct.unpack(end + "i", head[:4])[0] == 348
 
 
 def _nifti_header(path: Path) -> tuple[bool, int, int, np.dtype | None]:
     """(gzip-compressed, vox_offset, voxel count, the numpy dtype of float voxels or None) of a .nii or .nii.gz."""
-    compressed, head, end = _nifti_head(path)
-    if struct.unpack(end + "i", head[:4])[0] == 348:
+    compressed, head, end, nifti1 = _nifti_head(path)
+    if nifti1:
         dims, (datatype, bitpix) = struct.unpack(end + "8h", head[40:56]), struct.unpack(end + "2h", head[70:74])
         offset = int(struct.unpack(end + "f", head[108:112])[0])
     else:
@@ -81,8 +81,8 @@ def _nifti_header(path: Path) -> tuple[bool, int, int, np.dtype | None]:
 def _nifti_oriented(path: Path) -> bool:
     """Whether a NIfTI file states its orientation: a qform_code or an sform_code other than 0 (NIfTI's 'method 1',
     both 0, is ANALYZE's voxel grid with no direction in the patient)."""
-    _, head, end = _nifti_head(path)
-    if struct.unpack(end + "i", head[:4])[0] == 348:
+    _, head, end, nifti1 = _nifti_head(path)
+    if nifti1:
         codes = struct.unpack(end + "2h", head[252:256])
     else:
         codes = struct.unpack(end + "2i", head[344:352])
