@@ -1,9 +1,12 @@
+import json
+
 import cv2
 import numpy as np
 import pytest
 
 from tumorseg.data import SegDataModule, find_pairs
 from tumorseg.data.dataset import SegDataset
+from tumorseg.data.layout import check_window
 from tumorseg.errors import UserError
 
 SPLIT = dict(name="split", group_by="subject", test_size=0.25, val_size=0.2, random_state=42)
@@ -158,3 +161,19 @@ def test_train_crop_cuts_training_slices_around_their_tumor_only(data_dir):
 def _epoch(sampler, epoch):
     sampler.set_epoch(epoch)
     return list(sampler)
+
+
+def test_a_root_convert_made_through_a_window_needs_that_window(tmp_path):
+    records = tmp_path / ".convert"
+    records.mkdir()
+    (records / "a.json").write_text(json.dumps({"settings": {"window": [-600, 1500]}, "files": [], "done": True}))
+    check_window(tmp_path, (-600.0, 1500.0))
+    with pytest.raises(UserError, match=r"^data.window=null, but tumorseg convert made the slices of .* with "
+                                        r"preprocess.window=\[-600,1500\] \(.*a.json\): add data.window=\[-600,1500\]"):
+        check_window(tmp_path, None)
+    (records / "b.json").write_text(json.dumps({"settings": {"window": None}}))
+    with pytest.raises(UserError, match=r"different windows \(\[-600,1500\] \(a.json\), null \(b.json\)\)"):
+        check_window(tmp_path, (-600.0, 1500.0))
+    (records / "b.json").write_text("{cut short")  # a record that cannot be read says nothing
+    check_window(tmp_path, (-600.0, 1500.0))
+    check_window(tmp_path / "elsewhere", None)  # slices convert did not make: whatever data.window says

@@ -9,6 +9,8 @@ import pytest
 
 from tests.conftest import TINY, make_cfg, run_main
 from tests.test_viewer import green_pixels, screenshot
+from tumorseg.errors import UserError
+from tumorseg.inference import model_file
 from tumorseg.scoring.volume_metrics import case_scores, components, dice, mean_scores, volume_figures
 from tumorseg.volumes.io import read_volume
 from tumorseg.volumes.orientation import slice_stack
@@ -87,15 +89,22 @@ def test_volume_options_are_checked_before_the_model_loads(task, tmp_path):
 
 @pytest.mark.trains
 def test_convert_train_and_evaluate_per_case_end_to_end(task, tmp_path):
+    """Slices made through a fixed HU window: training must name it (data.window), the model records it, and
+    evaluate reads the volumes through it."""
     data = tmp_path / "slices"
     converted = run_main("tumorseg.convert", f"input={task}", f"output={data}", "val_cases=[phantom_003]",
-                         "slices=all")
+                         "slices=all", "preprocess.window=[-600,1500]")
     assert converted.returncode == 0, converted.stderr[-2000:]
     from tumorseg.train import train
 
     overrides = [o for o in TINY if o != "data=phantom"] + ["debug=fast", "approach=full", f"data.root={data}"]
-    train(make_cfg(overrides, tmp_path / "run"))
+    with pytest.raises(UserError, match=r"data.window=null, but .* preprocess.window=\[-600,1500\]"):
+        train(make_cfg(overrides, tmp_path / "refused"))
+    train(make_cfg(overrides + ["data.window=[-600,1500]"], tmp_path / "run"))
+    assert model_file.read(tmp_path / "run/checkpoints/last.ckpt").preprocessing.window == (-600, 1500)
     ckpt = f"ckpt_path={tmp_path / 'run/checkpoints/last.ckpt'}"
+    line = refused(tmp_path, ckpt, f"data_dir={task}", "preprocess.window=[40,400]")
+    assert "last.ckpt was trained on slices made with the window [-600,1500]" in line
     result = evaluate(tmp_path, "ev", ckpt, f"data_dir={task}", "threshold=0.5")
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((tmp_path / "ev/metrics.json").read_text())

@@ -1,6 +1,8 @@
 """tumorseg predict on CT volumes: masks on the input's exact grid, the CSV, overlays, DICOM SEG, the viewer page."""
 
+import copy
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -8,14 +10,18 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from omegaconf import OmegaConf
 from pydicom.data import get_testdata_file
 
 from tests.conftest import run_main
 from tests.test_viewer import red_pixels, screenshot
+from tumorseg.inference import model_file
+from tumorseg.inference.segment import segmenter_for
+from tumorseg.inference.volume_segment import segment_volume
 from tumorseg.scoring.volume_metrics import components
 from tumorseg.volumes.io import read_volume, volume_files, voxel_ml, write_volume
-from tumorseg.volumes.orientation import slice_stack
-from tumorseg.volumes.phantom import write_dicom_series, write_nifti
+from tumorseg.volumes.orientation import slice_stack, slices_of
+from tumorseg.volumes.phantom import phantom_volume, write_dicom_series, write_nifti
 from tumorseg.writers.dicom_seg import seg_frames
 
 SIZE = (64, 64, 16)
@@ -149,6 +155,37 @@ def test_a_bad_volume_is_one_line_naming_it(tmp_path):
     write_volume(read_volume(nifti), mixed / "c.nii.gz")
     (mixed / "slice.png").write_bytes(b"\x89PNG")
     assert "2D images" in refused(tmp_path, mixed)
+
+
+def windowed_model(path: Path, window: tuple[float, float]) -> Path:
+    """The shipped model as if trained on slices made through a fixed HU window (its run config's data.window)."""
+    model = model_file.read(model_file.REFERENCE_MODEL)
+    config = copy.deepcopy(model.run_config)
+    config["data"]["window"] = list(window)
+    return model_file.save(dataclasses.replace(model, run_config=config), path)
+
+
+def test_a_model_of_windowed_slices_reads_volumes_through_its_window_and_no_other(tmp_path):
+    model = windowed_model(tmp_path / "windowed.pt", (-100, 1800))
+    assert model_file.read(model).preprocessing.window == (-100, 1800)
+    image = phantom_volume(size=SIZE)[0]
+    segmenter = segmenter_for(OmegaConf.create({"ckpt_path": str(model), "device": "cpu", "runtime": "pytorch",
+                                                "tta": False}))
+    slices, _ = segment_volume(segmenter, image, None, "ct.nii.gz")
+    assert (slices == slices_of(image, (-100, 1800))).all() and (slices != slices_of(image)).any()
+    assert (segment_volume(segmenter, image, (-100, 1800), "ct.nii.gz")[0] == slices).all()  # its own, given: fine
+    nifti, _ = write_nifti(tmp_path / "in", "case", size=SIZE)
+    line = refused(tmp_path, nifti, f"ckpt_path={model}", "preprocess.window=[-600,1500]")
+    assert "preprocess.window=[-600,1500], but windowed.pt was trained on slices made with the window [-100,1800]" \
+        in line and "leave preprocess.window out" in line
+
+
+def test_a_fixed_window_refuses_a_volume_not_in_hounsfield_units(tmp_path):
+    nifti, _ = write_nifti(tmp_path / "in", "case", size=(32, 32, 4))
+    raw = tmp_path / "raw" / "raw.nii.gz"
+    write_volume(sitk.Cast(read_volume(nifti), sitk.sitkInt16) + 1024, raw)  # stored values, the rescale lost
+    line = refused(tmp_path, raw, "preprocess.window=[-600,1500]")
+    assert f"{raw}: 0.00% of its voxels lie below -500" in line and "not a chest CT in Hounsfield units" in line
 
 
 def test_the_chest_ct_slice_pydicom_ships_runs_through_predict(tmp_path):

@@ -147,6 +147,12 @@ def test_slices_are_scaled_per_slice_or_through_a_window():
     assert (windowed[1] == 128).all()
     with pytest.raises(UserError, match="width"):
         slices_of(image, window=(40, 0))
+    stored = sitk.GetImageFromArray(values + 1024)  # a CT's stored values, its rescale lost: no air below -500 HU
+    stored.SetDirection(image.GetDirection())
+    with pytest.raises(UserError, match=r"^ct\.nii\.gz: 0\.00% of its voxels lie below -500 \(values 24 to 4024\).*"
+                                        r"Hounsfield units.*window null"):
+        slices_of(stored, window=(40, 400), name="ct.nii.gz")
+    assert (slices_of(stored) == per_slice).all()  # per-slice scaling reads any values, and is shift-free
 
 
 def test_mask_volume_like_refuses_masks_of_another_shape():

@@ -20,7 +20,7 @@ import SimpleITK as sitk
 
 from tests.browser import CHROMIUM, Browser
 from tests.conftest import assert_one_error, run_main, train_run
-from tumorseg.inference.model_file import REFERENCE_MODEL
+from tumorseg.inference.model_file import REFERENCE_MODEL, read_onnx_metadata, write_onnx_metadata
 from tumorseg.volumes.orientation import slice_stack
 from tumorseg.volumes.phantom import phantom_volume, write_dicom_series
 from tumorseg.web.server import page_server
@@ -361,6 +361,51 @@ def test_serve_takes_the_folder_as_its_argument(tmp_path):
 
 
 
+def served(page: Path, browser: Browser, *urls: str) -> list[dict]:
+    """The page's state after opening each ?url= (its result, or its message) on a server of its own."""
+    server = page_server(page, 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"http://127.0.0.1:{server.server_address[1]}/"
+        states = []
+        for url in urls:
+            browser.open(f"{address}?url={url}")
+            states.append(json.loads(browser.wait_for(f"{FINISHED} && JSON.stringify(window.tumorseg)", 300)))
+            if states[-1]["status"] == "done":
+                states[-1] = result(browser)
+        return states
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.slow
+def test_a_model_of_windowed_slices_reads_the_scan_through_its_window(site, cli, browser, tmp_path):
+    """A model trained on slices made through a fixed HU window (convert preprocess.window=, data.window=) records
+    it: the page reads the scan through it as predict does (not as the per-slice scaling of the shipped model, whose
+    mask differs), and refuses a scan that is not in HU (stored values 0..4095) in one message."""
+    windowed = tmp_path / "windowed.int8.onnx"
+    shutil.copyfile(INT8, windowed)
+    write_onnx_metadata(windowed, {**read_onnx_metadata(INT8), "window": [-100, 1800]})
+    page = tmp_path / "page"
+    assert run_main("tumorseg.export", "format=web", f"ckpt_path={windowed}", f"output={page}",
+                    f"hydra.run.dir={tmp_path}/l").returncode == 0
+    assert json.loads((page / "model.json").read_text())["preprocessing"]["window"] == [-100, 1800]
+    (page / "data").mkdir()
+    scan = shutil.copyfile(site[1] / "data" / "volumes" / "phantom.nii.gz", page / "data" / "phantom.nii.gz")
+    raw = sitk.Cast(sitk.ReadImage(str(scan)), sitk.sitkInt16) + 1024  # the stored values of a CT, rescale lost
+    sitk.WriteImage(raw, str(page / "data" / "raw.nii.gz"))
+    pred = tmp_path / "pred"
+    result = run_main("tumorseg.predict", f"input={scan}", f"output={pred}", "tta=false", f"ckpt_path={windowed}",
+                      "viewer=false", f"hydra.run.dir={pred}-log")
+    assert result.returncode == 0, result.stderr[-2000:]
+    state, refused = served(page, browser, "data/phantom.nii.gz", "data/raw.nii.gz")
+    mask = cli_mask(pred, "phantom")
+    assert_as_predict(state, mask)
+    assert (sitk.GetArrayFromImage(mask) != sitk.GetArrayFromImage(cli_mask(cli, "phantom"))).any()
+    assert refused["status"] == "error" and "not a chest CT in Hounsfield units" in refused["message"], refused
+
+
 @pytest.mark.slow
 def test_a_scan_shared_among_workers_is_segmented_as_by_one_with_neighbour_slices(data_dir, browser, tmp_path):
     """A 2.5D model (each slice read with its neighbours) on 1 and on 3 workers: the shares of the 12 slices meet where
@@ -382,14 +427,7 @@ def test_a_scan_shared_among_workers_is_segmented_as_by_one_with_neighbour_slice
     assert settings["preprocessing"]["context_slices"] == 1 and settings["precision"] == "32"
     settings["threshold"] = 0.05  # a tiny net's probabilities are low: the threshold predict was given
     (page / "model.json").write_text(json.dumps(settings))
-    server = page_server(page, 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        address = f"http://127.0.0.1:{server.server_address[1]}/?url=data/phantom.nii.gz"
-        one, three = segmented(browser, f"{address}&threads=1"), segmented(browser, f"{address}&threads=3")
-    finally:
-        server.shutdown()
-        server.server_close()
+    one, three = served(page, browser, "data/phantom.nii.gz&threads=1", "data/phantom.nii.gz&threads=3")
     assert (one["threads"], three["threads"]) == (1, 3)
     assert (one["canonicalMaskBase64"] == three["canonicalMaskBase64"]).all()
     cli = slice_stack(cli_mask(pred, "phantom")).ravel()

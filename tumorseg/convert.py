@@ -22,15 +22,16 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from tumorseg import CONF_DIR
+from tumorseg.data.layout import CONVERT_RECORDS
+from tumorseg.data.preprocessing import hu_window
 from tumorseg.errors import UserError, exit_on_user_error
 from tumorseg.files.output_files import OutputFiles, check_apart, is_temp
 from tumorseg.volumes.headers import read_limits
 from tumorseg.volumes.io import read_volume, volume_files
 from tumorseg.volumes.orientation import slice_stack, slices_of
-from tumorseg.volumes.tasks import Case, check_grid, chosen_labels, chosen_window, task_cases
+from tumorseg.volumes.tasks import Case, check_grid, chosen_labels, task_cases
 from tumorseg.writers.progress import progress
 
-RECORDS = ".convert"
 KINDS = ("images", "masks")
 
 
@@ -59,7 +60,7 @@ def case_slices(case: Case, labels: tuple[int, ...], extra: int | None, window: 
     image, label = read_volume(case.image, **limits), read_volume(case.label, **limits)
     masks = np.isin(slice_stack(label), labels)
     ks = pick_slices(masks.any(axis=(1, 2)), extra)
-    return ks, slices_of(image, window)[ks], masks[ks].astype(np.uint8) * 255
+    return ks, slices_of(image, window, str(case.image))[ks], masks[ks].astype(np.uint8) * 255
 
 
 class Records:
@@ -69,7 +70,7 @@ class Records:
     """
 
     def __init__(self, out: Path):
-        self.out, self.folder = out, out / RECORDS
+        self.out, self.folder = out, out / CONVERT_RECORDS
         self.output = OutputFiles(out, overwrite=True)
 
     def path(self, case: str) -> Path:
@@ -160,7 +161,7 @@ def convert(cfg: DictConfig) -> dict:
         raise UserError(f"output={out} is a file: name a folder for the data set")
     cases, known, dataset_json = task_cases(root)
     labels, extra = chosen_labels(cfg.label, known, dataset_json), extra_slices(cfg.slices)
-    window, val = chosen_window(cfg.preprocess.window), validation_cases(cfg.val_cases, cases)
+    window, val = hu_window(cfg.preprocess.window), validation_cases(cfg.val_cases, cases)
     records, todo, skipped, limits = Records(out), [], 0, read_limits(cfg)
     for case in cases:
         part = "val" if case.name in val else "train"

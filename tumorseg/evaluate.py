@@ -177,7 +177,7 @@ def score_volumes(job: Job, segmenter: Segmenter) -> tuple[Result, dict[str, lis
                 raise UserError(f"{case.label} does not lie on the grid of {case.image} (size, spacing, origin or "
                                 f"direction differ): resample the label onto its image")
             truth = np.isin(slice_stack(label), job.labels).astype(np.uint8)
-            slices, result = segment_volume(segmenter, image, options.window)
+            slices, result = segment_volume(segmenter, image, options.window, str(case.image))
             scores[case.name] = case_scores(np.stack(result.masks), truth, voxel_ml(image))
             if job.viewer:
                 layers[case.name] = write_layers(job.written, job.out_dir, case.name,

@@ -194,7 +194,7 @@ class VolumeJob:
         with progress(total, f"predicting {len(self.sources)} volume(s), {total} slices") as advance:
             for source in self.sources:
                 image = self.options.read(source.path)
-                slices, result = segment_volume(segmenter, image, self.options.window, advance)
+                slices, result = segment_volume(segmenter, image, self.options.window, str(source.path), advance)
                 row, entry = write_volume_outputs(self.written, self.out, source, image, slices, result,
                                                   self.options, segmenter.model.path.name, failures)
                 rows.append(row)

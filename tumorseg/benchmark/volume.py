@@ -25,7 +25,7 @@ def volume_rates(settings: BenchSettings, tmp: Path) -> dict[str, dict]:
         segmenter = segmenter_for(OmegaConf.create({"device": settings.device, "tta": tta}))
         start = time.perf_counter()
         image = read_volume(image_path)
-        _, result = segment_volume(segmenter, image, None)
+        _, result = segment_volume(segmenter, image, None, str(image_path))
         write_volume(mask_volume_like(np.stack(result.masks), image), tmp / "volume" / "ct_mask.nii.gz")
         rate = slices / (time.perf_counter() - start)
         out[name] = {"slices_per_s": rate, "runs": segmenter.runner.describe(), "slices": slices}

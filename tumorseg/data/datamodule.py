@@ -1,6 +1,6 @@
 """LightningDataModule: find the pairs, apply the approach's split rules, serve the loaders."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import albumentations as A
@@ -10,8 +10,9 @@ from torch.utils.data import DataLoader
 
 from tumorseg.data.crops import CropSettings, cropped
 from tumorseg.data.dataset import SegDataset
-from tumorseg.data.layout import Sample, check_root, find_pairs
+from tumorseg.data.layout import Sample, check_root, check_window, find_pairs
 from tumorseg.data.phantom import generate_phantom
+from tumorseg.data.preprocessing import hu_window
 from tumorseg.data.problems import Problems
 from tumorseg.data.sampling import EpochShuffle, Shard
 from tumorseg.data.splits import fold_indices, split_indices
@@ -57,9 +58,11 @@ class SegDataModule(L.LightningDataModule):
         phantom: Mapping | None = None,
         crops: Mapping | None = None,
         proposer: Callable | None = None,
+        window: Sequence[float] | None = None,
     ):
         """crops: data.crops (tumorseg.data.crops.CropSettings; size null: whole slices); proposer(path, slices): stage
-        1's probabilities of a part's slices, for crops.proposals_from (tumorseg train gives it)."""
+        1's probabilities of a part's slices, for crops.proposals_from (tumorseg train gives it); window: how the
+        slices were made from CT volumes (Preprocessing.window), checked against convert's records of the root."""
         super().__init__()
         self.root = Path(root).expanduser()
         self.approach = dict(approach)
@@ -79,6 +82,7 @@ class SegDataModule(L.LightningDataModule):
         if self.crops is not None and (train_crop is not None or self.crops.size > image_size):
             raise UserError(f"data.crops.size={self.crops.size} needs data.train_crop=null and a size up to "
                             f"data.image_size={image_size}: crops of a two-stage pipeline are windows of the slice")
+        self.window = hu_window(window)
         self.problems = Problems()
         self.phantom = dict(phantom) if phantom is not None else None
         self.parts: dict[str, list[Sample]] = {}
@@ -95,6 +99,7 @@ class SegDataModule(L.LightningDataModule):
     def find(self) -> dict[str, list[Sample]]:
         """The pairs of train/ and, when present, val/; the layout checked, orphans recorded in self.problems."""
         check_root(self.root)
+        check_window(self.root, self.window)
         if not (self.root / "train").is_dir():
             raise UserError(f"{self.root / 'train'} is missing: a data set root holds train/ (and val/, test/)")
         return {part: find_pairs(self.root / part, self.problems) for part in ("train", "val")

@@ -1,15 +1,19 @@
 """The data layout: `<root>/<part>/{images,masks}/[<subject>/]<name>.<ext>`, paired by path."""
 
+import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from tumorseg.data.preprocessing import hu_window, shown_window
 from tumorseg.data.problems import Problems
 from tumorseg.errors import UserError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 PARTS = ("train", "val", "test")
+# Where `tumorseg convert` records each case it wrote into a root: <root>/.convert/<case>.json (settings, files, done).
+CONVERT_RECORDS = ".convert"
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,34 @@ def check_root(root: Path) -> None:
         raise UserError(f"data.root={root} does not exist (data.root, else $TUMORSEG_DATA, else "
                         f"paths.data_dir/lung-ct-slices): point data.root at a folder holding train/ (and val/, "
                         f"test/), or use data=phantom for the embedded synthetic set")
+
+
+def convert_windows(root: Path) -> dict[tuple[float, float] | None, list[Path]]:
+    """The windows `tumorseg convert` made root's slices with (None: per-slice min..max; (level, width)), each with
+    the records that say so; {} for a root convert did not write. A record that cannot be read says nothing."""
+    found = defaultdict(list)
+    for record in sorted((root / CONVERT_RECORDS).glob("*.json")):
+        try:
+            settings = json.loads(record.read_text()).get("settings", {})
+            found[hu_window(settings["window"])].append(record)
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError):
+            continue
+    return dict(found)
+
+
+def check_window(root: Path, window: tuple[float, float] | None) -> None:
+    """Refuse data.window when convert made root's slices with another window (or with several): the model would
+    record a window its training slices were not made with, and read every volume wrongly at inference."""
+    made = convert_windows(root)
+    if len(made) > 1:
+        listed = ", ".join(f"{shown_window(w)} ({records[0].name})" for w, records in made.items())
+        raise UserError(f"{root}: tumorseg convert made its slices with different windows ({listed}): convert the "
+                        f"task again into a new output= with one preprocess.window")
+    if made and window not in made:
+        (other, records), = made.items()
+        raise UserError(f"data.window={shown_window(window)}, but tumorseg convert made the slices of {root} with "
+                        f"preprocess.window={shown_window(other)} ({records[0]}): add data.window="
+                        f"{shown_window(other)}, so that the model reads CT volumes as its slices were made")
 
 
 def slice_index(path: str | Path) -> int | None:

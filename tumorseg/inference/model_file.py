@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tumorseg.data.preprocessing import Preprocessing
+from tumorseg.data.preprocessing import Preprocessing, hu_window
 from tumorseg.errors import UserError
 from tumorseg.files.output_files import replacing
 from tumorseg.inference.tta import tta_choice
@@ -160,7 +160,12 @@ def of_dict(content: dict, path: Path) -> ModelFile:
     known = {FORMAT_KEY, "state_dict", "hyper_parameters", "members", "inference", "source", "stage2"}
     nested = content.get("stage2")  # a two-stage model's crop model, in this same layout
     stage2 = of_dict({FORMAT_KEY: version, **nested}, path) if isinstance(nested, dict) else None
-    return ModelFile(path, dict(config["model"]), Preprocessing.of_data_config(config["data"]),
+    try:
+        preprocessing = Preprocessing.of_data_config(config["data"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"{path}: its run config's data settings cannot be read ({err}): use a checkpoint written by "
+                        f"tumorseg train") from None
+    return ModelFile(path, dict(config["model"]), preprocessing,
                      Stored.of(content.get("inference")), int(content.get("members") or 1), weights, config,
                      content.get("source") or {"checkpoint": path.name, "epoch": content.get("epoch"),
                                                "global_step": content.get("global_step")},
@@ -221,7 +226,7 @@ def of_onnx_metadata(info: dict, path: Path) -> ModelFile:
                         f"this version (tumorseg export)")
     try:
         preprocessing = Preprocessing(int(info["image_size"]), float(info["mean"]), float(info["std"]),
-                                      int(info["context_slices"]))
+                                      int(info["context_slices"]), hu_window(info.get("window")))
         stored = Stored.of(info)
     except (TypeError, ValueError, UserError) as err:
         raise UserError(f"{path}: its tumorseg metadata holds a value of the wrong type ({err}): "

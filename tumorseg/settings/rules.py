@@ -17,6 +17,8 @@ TRAIN_PRECISIONS = (64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", 
 # The one rule set of every command's options, by their key in the composed config (a command checks the keys its
 # config has; exit_on_user_error checks every command's). key: (type, test, what the test asks, an example); a type of
 # None leaves the whole value to the test (lists, choices). A float is finite, and a bool is no number.
+WINDOW_RULE = (None, lambda v: len(numbers(v, float)) == 2 and numbers(v, float)[1] > 0,
+               "[LEVEL,WIDTH]: two finite numbers in HU, WIDTH > 0 (or null: per-slice min-max)", "[-600,1500]")
 RULES = {
     "seed": (int, lambda v: v >= 0, ">= 0", 42),
     "threshold": (float, lambda v: 0 < v < 1, "between 0 and 1", 0.5),
@@ -28,9 +30,8 @@ RULES = {
     "steps": (int, lambda v: v > 0, "> 0", 10),
     "label": (None, lambda v: bool(numbers(v, int)) and all(x > 0 for x in numbers(v, int)),
               "a label value > 0 (0 is the background) or a list of them", "1 or label=[1,2]"),
-    "preprocess.window": (None, lambda v: len(numbers(v, float)) == 2 and numbers(v, float)[1] > 0,
-                          "[LEVEL,WIDTH]: two finite numbers in HU, WIDTH > 0 (or null: per-slice min-max)",
-                          "[-600,1500]"),
+    "preprocess.window": WINDOW_RULE,
+    "data.window": WINDOW_RULE,
     "postprocess.min_size": (int, lambda v: v >= 0, ">= 0 (0: keep all)", 10),
     "postprocess.seed_threshold": (float, lambda v: 0 <= v <= 1, "between 0 (off) and 1", 0.7),
     "postprocess.largest_3d": (bool, lambda v: True, "", "true"),

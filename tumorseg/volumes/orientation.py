@@ -17,6 +17,10 @@ from tumorseg.volumes.integrity import nonfinite_voxels
 
 # x toward the patient's right, y toward anterior, z toward superior: the voxel order of the training slices.
 CANONICAL = "RAS"
+# A chest CT in Hounsfield units: lungs (about -800) and the air around the body (-1000) lie below AIR_BELOW in at
+# least MIN_AIR_SHARE of the voxels, even cropped to the body; a volume of stored values (0..4095) or MR has none.
+AIR_BELOW = -500
+MIN_AIR_SHARE = 0.01
 
 
 def canonical(image: sitk.Image) -> sitk.Image:
@@ -59,13 +63,27 @@ def _windowed(values: np.ndarray, level: float, width: float) -> np.ndarray:
     return np.rint(np.clip(scaled, 0, 255)).astype(np.uint8)
 
 
-def slices_of(image: sitk.Image, window: tuple[float, float] | None = None) -> np.ndarray:
+def check_hounsfield(stack: np.ndarray, name: str) -> None:
+    """Refuse, for a fixed HU window, a volume that holds no air: a chest CT in Hounsfield units has lungs and the
+    air around the body below AIR_BELOW HU; a CT whose DICOM rescale was lost (0..4095) or an MR scan has not, and a
+    window would turn it into slices unlike any the model was trained on."""
+    share = float(np.count_nonzero(stack < AIR_BELOW)) / max(stack.size, 1)
+    if share < MIN_AIR_SHARE:
+        raise UserError(f"{name}: {share:.2%} of its voxels lie below {AIR_BELOW} (values {float(stack.min()):g} to "
+                        f"{float(stack.max()):g}), so it is not a chest CT in Hounsfield units, which a fixed window "
+                        f"reads: give the CT in HU (a DICOM series with its rescale slope and intercept), or use a "
+                        f"model trained on per-slice scaling (window null)")
+
+
+def slices_of(image: sitk.Image, window: tuple[float, float] | None = None, name: str = "the volume") -> np.ndarray:
     """The volume as 8-bit slices, as the model's training slices were made.
 
     Args:
         image: a 3D volume, size (X, Y, Z), in its stored values (Hounsfield units for CT).
         window: None scales every slice from its own min..max to 0..255 (the public slices, the shipped
-            model); (level, width) maps the fixed window [level - width/2, level + width/2] to 0..255.
+            model); (level, width) maps the fixed window [level - width/2, level + width/2] to 0..255, for a
+            volume in Hounsfield units only (check_hounsfield).
+        name: the volume's file, named by a refusal.
 
     Returns:
         uint8 array K x H x W = Z x X x Y of the volume in CANONICAL order: slice k is `volume[:, :, k]` (row = x
@@ -78,7 +96,9 @@ def slices_of(image: sitk.Image, window: tuple[float, float] | None = None) -> n
         level, width = (float(v) for v in window)
         if width <= 0:
             raise UserError(f"window=({level:g}, {width:g}): the width must be above 0, e.g. window=[-600,1500]")
-        return np.stack([_windowed(s, level, width) for s in slice_stack(image)])
+        stack = slice_stack(image)
+        check_hounsfield(stack, name)
+        return np.stack([_windowed(s, level, width) for s in stack])
     return np.stack([_minmax(s) for s in slice_stack(image)])
 
 

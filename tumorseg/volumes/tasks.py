@@ -114,11 +114,6 @@ def chosen_labels(option, known: dict[int, str], path: Path) -> tuple[int, ...]:
     return tuple(sorted(set(values)))
 
 
-def chosen_window(option) -> tuple[float, float] | None:
-    """preprocess.window=null or [LEVEL,WIDTH] (checked by config_checks' rule set) as None or (level, width)."""
-    return None if option is None else (float(option[0]), float(option[1]))
-
-
 def check_grid(case: Case) -> None:
     """Refuse (from the headers) a label volume that is not on its image's grid."""
     image, label = read_header(case.image), read_header(case.label)

@@ -59,9 +59,10 @@ def model_settings(model: "ModelFile", max_voxels: int = PAGE_MAX_VOXELS) -> dic
         "precision": model.onnx_precision,
         "source": model.source,
         "members": model.members,
-        # per-slice min..max to 0..255 (window null), as tumorseg predict reads a volume; resized with OpenCV's
-        # INTER_AREA to image_size; (x / 255 - mean) / std; context_slices neighbours as channels
-        "preprocessing": {**prep.as_dict(), "window": None, "orientation": "RAS"},
+        # a volume's slices to 0..255 from their own min..max (window null) or through the model's HU window, as
+        # tumorseg predict reads them; resized with OpenCV's INTER_AREA to image_size; (x / 255 - mean) / std;
+        # context_slices neighbours as channels
+        "preprocessing": {**prep.as_dict(), "orientation": "RAS"},
         "threshold": model.stored.threshold,
         "tta": {"model_file": model.stored.tta, "page_default": PAGE_TTA, "page_offers": [False, True]},
         "postprocess": {"seed_threshold": model.stored.seed_threshold, "largest_3d": False, "min_size": 0},

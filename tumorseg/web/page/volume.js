@@ -36,13 +36,20 @@ function strides(hdr, turn) {
   return { start, step };
 }
 
+// A chest CT in Hounsfield units has lungs and the air around the body below AIR_BELOW in at least MIN_AIR_SHARE of
+// its voxels; a CT whose rescale was lost (0..4095) or an MR scan has none, and a fixed window would misread it
+// (tumorseg/volumes/orientation.py check_hounsfield).
+const AIR_BELOW = -500, MIN_AIR_SHARE = 0.01;
+
 /** The scan as K slices of H x W = X x Y (RAS order) in its stored values (scl_slope / scl_inter applied), each
- * scaled to 8 bits as tumorseg predict does (window null: its own min..max; else [level, width]). */
+ * scaled to 8 bits as tumorseg predict does (window null: its own min..max; else [level, width], for a scan in HU
+ * only). */
 export function slicesOf(hdr, img, window) {
   const turn = canonicalTurn(hdr), [X, Y, Z] = turn.sizes, { start, step } = strides(hdr, turn);
   const slope = hdr.scl_slope && Number.isFinite(hdr.scl_slope) ? hdr.scl_slope : 1;
   const inter = Number.isFinite(hdr.scl_inter) ? hdr.scl_inter : 0;
   const out = new Uint8Array(X * Y * Z), values = new Float64Array(X * Y);
+  let air = 0, lo = Infinity, hi = -Infinity;
   for (let z = 0; z < Z; z++) {
     for (let x = 0; x < X; x++) {
       const base = start + x * step[0] + z * step[2];
@@ -50,9 +57,15 @@ export function slicesOf(hdr, img, window) {
         const v = img[base + y * step[1]] * slope + inter;
         if (!Number.isFinite(v)) throw new Error('the scan holds NaN or infinite voxels: tumorseg does not guess their value');
         values[x * Y + y] = v;
+        if (v < AIR_BELOW) air++;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
       }
     }
     out.set(window ? windowToUint8(values, window[0], window[1]) : minmaxToUint8(values), z * X * Y);
+  }
+  if (window && air < MIN_AIR_SHARE * X * Y * Z) {
+    throw new Error(`the scan is not a chest CT in Hounsfield units, which this model reads through a fixed window: ${(100 * air / (X * Y * Z)).toFixed(2)}% of its voxels lie below ${AIR_BELOW} (values ${lo} to ${hi}); give the CT in HU (a DICOM series with its rescale slope and intercept), or use a model trained on per-slice scaling`);
   }
   return { slices: out, k: Z, h: X, w: Y, turn };
 }
