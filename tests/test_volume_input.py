@@ -253,3 +253,40 @@ def test_a_nrrd_without_space_directions_is_refused(tmp_path, suffix):
     path.write_bytes(b"\n".join(lines + [b"spacings: 0.7 0.7 2.5"]) + blank + data)
     assert sitk.ReadImage(str(path)).GetDirection() == (1, 0, 0, 0, 1, 0, 0, 0, 1)  # what SimpleITK would use
     refused(path, "no `space directions` field")
+
+
+def with_pixdim(path: Path, pixdim) -> None:
+    """Set a NIfTI-1 file's pixdim[1:4] (the sform keeps its voxel sides)."""
+    compressed = path.name.endswith(".gz")
+    data = bytearray(gzip.decompress(path.read_bytes()) if compressed else path.read_bytes())
+    data[80:92] = struct.pack("<3f", *pixdim)
+    path.write_bytes(gzip.compress(bytes(data)) if compressed else bytes(data))
+
+
+@pytest.mark.parametrize("pixdim, codes, words", [
+    ((0, 0, 0), (1, 1), "states no voxel size (pixdim 0 x 0 x 0), which readers take for 1 mm"),
+    ((0, 0, 0), (1, 0), "states no voxel size"),  # qform alone: SimpleITK would read 1 x 1 x 1 mm
+    ((1, 1, 1), (1, 1), "states two voxel sizes, 1 x 1 x 1 mm (pixdim) and 0.7 x 0.7 x 2.5 mm (its sform)"),
+    ((1e-6, 1e-6, 2.5), (1, 0), "has voxels of 1e-06 x 1e-06 x 2.5 mm, outside the 0.05-20 mm of a patient's CT"),
+    ((700, 700, 2500), (1, 0), "has voxels of 700 x 700 x 2500 mm"),  # metres read as millimetres
+])
+def test_a_nifti_with_no_true_voxel_size_is_refused_from_its_header(tmp_path, pixdim, codes, words):
+    # SimpleITK reads each with a spacing that makes the tumor's mL wrong (a pixdim of 0 reads as 1 mm), exit 0
+    path, _ = written(tmp_path, ".nii.gz", True)
+    with_codes(path, *codes)
+    with_pixdim(path, pixdim)
+    assert str(path) in refused(path, words)
+    with pytest.raises(UserError, match="voxel"):
+        volume_files(path)  # from the header, before any voxel is read
+
+
+def test_a_negative_pixdim_is_read_as_its_size_and_a_dicom_series_spacing_is_checked(tmp_path):
+    path, image = written(tmp_path, ".nii", False)
+    with_pixdim(path, (-0.7, 0.7, 2.5))
+    assert np.allclose(read_volume(path).GetSpacing(), image.GetSpacing(), atol=1e-4)
+    series = write_dicom_series(tmp_path / "dicom", size=SMALL)
+    for file in series.glob("*.dcm"):
+        ds = pydicom.dcmread(file)
+        ds.PixelSpacing = [0.001, 0.001]
+        ds.save_as(file)
+    refused(series, "has voxels of 0.001 x 0.001 x 2.5 mm")

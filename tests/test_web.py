@@ -62,7 +62,8 @@ def write_slices(images: Path, data: Path) -> None:
 
 def bad_inputs(data: Path) -> None:
     """A cut-short NIfTI, a 4D volume, a NIfTI whose header announces 2000^3 voxels (8e9, a few bytes given), a
-    NIfTI and a NRRD that do not state their orientation (tumorseg predict refuses both)."""
+    NIfTI and a NRRD that do not state their orientation, a NIfTI that states no voxel size (tumorseg predict
+    refuses these three)."""
     whole = (data / "volumes" / "phantom.nii.gz").read_bytes()
     plain = bytearray(gzip.decompress(whole))
     plain[252:256] = np.array([0, 0], "<i2").tobytes()  # qform_code, sform_code
@@ -72,6 +73,9 @@ def bad_inputs(data: Path) -> None:
     lines = [line for line in head.split(b"\n") if not line.startswith((b"space", b"measurement frame"))]
     (data / "unoriented.nrrd").write_bytes(b"\n".join(lines + [b"spacings: 0.7 0.7 2.5"]) + blank + voxels)
     (data / "cut.nii.gz").write_bytes(whole[: len(whole) // 2])
+    unsized = bytearray(gzip.decompress(whole))
+    unsized[80:92] = np.zeros(3, "<f4").tobytes()  # pixdim 0: no voxel size (the sform keeps its 0.7 x 0.7 x 2.5 mm)
+    (data / "unsized.nii").write_bytes(bytes(unsized))
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 4, 8, 8), np.int16)), str(data / "frames.nii"))
     header = bytearray((data / "frames.nii").read_bytes())
     header[40:48] = np.array([3, 2000, 2000, 2000], "<i2").tobytes()
@@ -300,7 +304,8 @@ def test_slices_are_named_after_their_folder_and_their_volume_said_to_assume_1mm
 @pytest.mark.parametrize("name, words", [("cut.nii.gz", "cut.nii.gz"), ("frames.nii", "4D volume"),
                                          ("huge.nii", "above this page's limit"),
                                          ("unoriented.nii", "which way the patient lies"),
-                                         ("unoriented.nrrd", "which way the patient lies")])
+                                         ("unoriented.nrrd", "which way the patient lies"),
+                                         ("unsized.nii", "states no voxel size (pixdim 0 x 0 x 0)")])
 def test_a_file_the_page_cannot_segment_is_one_message(site, browser, name, words):
     address, _ = site
     browser.open(f"{address}?url=data/{name}")

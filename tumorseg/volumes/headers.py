@@ -19,6 +19,10 @@ MAX_VOXELS = 2_000_000_000
 
 SERIES_DESCRIPTION = "0008|103e"
 
+# Voxel sides (mm) a chest CT of a patient can have: 0.2-1 mm in a slice and 0.5-10 mm between slices in practice.
+# Outside, the header is wrong (a zero or unit pixdim, metres for millimetres) and every volume in mL with it.
+SPACING_MM = (0.05, 20.0)
+
 
 def has_volume_suffix(path: str | os.PathLike) -> bool:
     """Whether the file name ends in one of VOLUME_SUFFIXES (case-insensitive)."""
@@ -89,3 +93,15 @@ def same_grid(a: sitk.Image | sitk.ImageFileReader, b: sitk.Image | sitk.ImageFi
     return a.GetSize() == b.GetSize() and all(
         np.allclose(getattr(a, f)(), getattr(b, f)(), rtol=0, atol=tolerance)
         for f in ("GetSpacing", "GetOrigin", "GetDirection"))
+
+
+def check_spacing(path: str, spacing) -> None:
+    """Refuse voxel sides (mm; a DICOM series' from its tags) outside SPACING_MM: tumor volumes in mL and the
+    grid of the mask written back would be wrong with them."""
+    sides = [abs(float(v)) for v in spacing]  # a negative pixdim is read as its size (ITK), a flip in the sform
+    low, high = SPACING_MM
+    if not all(low <= v <= high for v in sides):
+        shown = " x ".join(f"{v:g}" for v in sides)
+        raise UserError(f"{path} has voxels of {shown} mm, outside the {low:g}-{high:g} mm of a patient's CT, so "
+                        f"its volumes in mL would be wrong: fix the voxel spacing in its header (pixdim, "
+                        f"PixelSpacing, space directions), or resample it")

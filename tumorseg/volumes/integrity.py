@@ -107,6 +107,37 @@ def check_orientation(path: Path) -> None:
                         f"DICOM series)")
 
 
+def _nifti_voxel_sizes(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(pixdim of its spatial axes (up to 3), the voxel sides its sform scales those by, or None when its sform_code
+    is 0) of a NIfTI file."""
+    _, head, end, nifti1 = _nifti_head(path)
+    if nifti1:
+        ndim, code = struct.unpack(end + "h", head[40:42])[0], struct.unpack(end + "h", head[254:256])[0]
+        pixdim, rows = struct.unpack(end + "3f", head[80:92]), struct.unpack(end + "12f", head[280:328])
+    else:
+        ndim, code = struct.unpack(end + "q", head[16:24])[0], struct.unpack(end + "i", head[348:352])[0]
+        pixdim, rows = struct.unpack(end + "3d", head[112:136]), struct.unpack(end + "12d", head[400:496])
+    n = min(max(int(ndim), 1), 3)
+    sides = np.linalg.norm(np.array(rows, float).reshape(3, 4)[:, :n], axis=0) if code else None
+    return np.array(pixdim[:n], float), sides
+
+
+def check_nifti_spacing(path: Path) -> None:
+    """Refuse a NIfTI file that states no voxel size (a pixdim of 0, which SimpleITK reads as 1 mm) or two (an
+    sform that scales its voxels otherwise than pixdim): tumor volumes in mL would follow a reader's guess."""
+    if not path.name.lower().endswith((".nii", ".nii.gz")):
+        return
+    pixdim, sides = _nifti_voxel_sizes(path)
+    shown = " x ".join(f"{float(v):.4g}" for v in pixdim)
+    if not (np.isfinite(pixdim).all() and (pixdim != 0).all()):
+        raise UserError(f"{path} states no voxel size (pixdim {shown}), which readers take for 1 mm: fix the "
+                        f"header (e.g. convert the scan again from DICOM with dcm2niix)")
+    if sides is not None and not np.allclose(sides, np.abs(pixdim), rtol=1e-3, atol=1e-4):
+        raise UserError(f"{path} states two voxel sizes, {shown} mm (pixdim) and "
+                        f"{' x '.join(f'{v:.4g}' for v in sides)} mm (its sform), so its volumes in mL depend on "
+                        f"the reader: fix the header (e.g. convert the scan again from DICOM with dcm2niix)")
+
+
 def _nifti_layout(path: Path) -> tuple[Path, int, bool, int]:
     """check_payload's layout of a .nii or .nii.gz: the whole file is the (gzip) stream, the data at vox_offset."""
     compressed, offset, data, _ = _nifti_header(path)

@@ -11,8 +11,21 @@ import SimpleITK as sitk
 from tumorseg.data.decode import MAX_PIXELS
 from tumorseg.errors import UserError
 from tumorseg.volumes.dicom import dicom_grid, on_grid
-from tumorseg.volumes.headers import MAX_VOXELS, SERIES_DESCRIPTION, check_header, is_dicom_file, read_header
-from tumorseg.volumes.integrity import check_orientation, check_payload, nonfinite_voxels, stored_nonfinite
+from tumorseg.volumes.headers import (
+    MAX_VOXELS,
+    SERIES_DESCRIPTION,
+    check_header,
+    check_spacing,
+    is_dicom_file,
+    read_header,
+)
+from tumorseg.volumes.integrity import (
+    check_nifti_spacing,
+    check_orientation,
+    check_payload,
+    nonfinite_voxels,
+    stored_nonfinite,
+)
 
 
 def _series_files(folder: Path, series: str | None) -> list[str]:
@@ -44,10 +57,15 @@ def _checked_files(path: str | os.PathLike, series: str | None, max_voxels: int,
     if not path.exists():
         raise UserError(f"{path} does not exist: give a volume file or a DICOM series folder")
     files = _series_files(path, series) if path.is_dir() else [str(path)]
-    check_header(str(path), read_header(files[0]), len(files), max_voxels, max_pixels)
+    header = read_header(files[0])
+    check_header(str(path), header, len(files), max_voxels, max_pixels)
     if path.is_dir() or is_dicom_file(path):
-        return path, files, dicom_grid(files)
+        grid = dicom_grid(files)
+        check_spacing(str(path), grid["spacing"])
+        return path, files, grid
     check_orientation(path)
+    check_spacing(str(path), header.GetSpacing())
+    check_nifti_spacing(path)
     return path, files, None
 
 

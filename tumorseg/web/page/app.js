@@ -154,7 +154,24 @@ async function readVolume(file) {
   // as tumorseg predict: without a qform or sform (NIfTI) or space directions (NRRD, which NiiVue turns into an sform)
   // the slices could reach the model mirrored or turned; NiiVue's MetaImage reader sets no code (its default applies)
   if (/\.(nii|nii\.gz|nrrd|nhdr)$/i.test(file.name) && !hdr.qform_code && !hdr.sform_code) throw new Error(`${file.name} does not say which way the patient lies (a NIfTI with qform_code and sform_code 0, or a NRRD without space directions), so its slices could be read mirrored or turned: convert the scan again with its orientation (e.g. dcm2niix from the DICOM series)`);
+  checkSpacing(file.name, hdr);
   return { image, hdr, img: image.img, name: file.name };
+}
+
+// Voxel sides (mm) a patient's chest CT can have, as tumorseg predict checks them (tumorseg/volumes/headers.py)
+const SPACING_MM = [0.05, 20];
+
+/** As tumorseg predict: refuse a scan that states no voxel size (pixdim 0, which readers take for 1 mm), two (an
+ * sform scaling otherwise than pixdim) or one no patient's CT has: its volume in mL would be wrong. */
+function checkSpacing(name, hdr) {
+  const n = Math.min(Math.max(hdr.dims[0], 1), 3), axes = [0, 1, 2].slice(0, n);
+  const sides = axes.map((i) => Math.abs(hdr.pixDims[i + 1])), shown = sides.map((v) => +v.toPrecision(4)).join(' x ');
+  if (!sides.every((v) => Number.isFinite(v) && v > 0)) throw new Error(`${name} states no voxel size (pixdim ${shown}), which readers take for 1 mm: fix the header (e.g. convert the scan again from DICOM with dcm2niix)`);
+  if (!sides.every((v) => v >= SPACING_MM[0] && v <= SPACING_MM[1])) throw new Error(`${name} has voxels of ${shown} mm, outside the ${SPACING_MM[0]}-${SPACING_MM[1]} mm of a patient's CT, so its volumes in mL would be wrong: fix the voxel spacing in its header, or resample it`);
+  if (hdr.sform_code > 0) {
+    const scaled = axes.map((i) => Math.hypot(hdr.affine[0][i], hdr.affine[1][i], hdr.affine[2][i]));
+    if (scaled.some((v, i) => Math.abs(v - sides[i]) > 1e-4 + 1e-3 * sides[i])) throw new Error(`${name} states two voxel sizes, ${shown} mm (pixdim) and ${scaled.map((v) => +v.toPrecision(4)).join(' x ')} mm (its sform), so its volumes in mL depend on the reader: fix the header (e.g. convert the scan again from DICOM with dcm2niix)`);
+  }
 }
 
 function checkDims(name, dims) {
