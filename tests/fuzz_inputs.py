@@ -232,22 +232,24 @@ def write_slices(spec: dict, root: Path) -> Path:
 
 
 def _change_slices(part: Path, change: str) -> None:
+    """One change to the first subject of part; the files it adds are named 9090-9099, beyond the phantom's slice
+    indices (its slices, 20 to ~200, would otherwise be overwritten or collide)."""
     images, masks = part / "images", part / "masks"
     image = sorted(images.rglob("*.png"))[0]
     subject = image.parent
     mask = masks / image.relative_to(images)
     if change == "empty_png":
-        (subject / "90.png").write_bytes(b"")
-        (masks / subject.name / "90.png").write_bytes(b"")
+        (subject / "9090.png").write_bytes(b"")
+        (masks / subject.name / "9090.png").write_bytes(b"")
     elif change == "text_as_png":
-        (subject / "91.png").write_text("this is not a picture\n")
+        (subject / "9091.png").write_text("this is not a picture\n")
     elif change == "truncated_png":
         truncate(image, 0.5)
     elif change == "png16":
-        cv2.imwrite(str(subject / "92.png"), (np.arange(32 * 32).reshape(32, 32) * 60).astype(np.uint16))
-        cv2.imwrite(str(masks / subject.name / "92.png"), np.zeros((32, 32), np.uint8))
+        cv2.imwrite(str(subject / "9092.png"), (np.arange(32 * 32).reshape(32, 32) * 60).astype(np.uint16))
+        cv2.imwrite(str(masks / subject.name / "9092.png"), np.zeros((32, 32), np.uint8))
     elif change == "color_jpg":
-        cv2.imwrite(str(subject / "93.jpg"), np.full((20, 24, 3), (10, 200, 30), np.uint8))
+        cv2.imwrite(str(subject / "9093.jpg"), np.full((20, 24, 3), (10, 200, 30), np.uint8))
     elif change == "mask_size" and mask.exists():
         cv2.imwrite(str(mask), np.zeros((7, 5), np.uint8))
     elif change == "mask_values" and mask.exists():
@@ -255,23 +257,23 @@ def _change_slices(part: Path, change: str) -> None:
     elif change == "missing_mask":
         mask.unlink(missing_ok=True)
     elif change == "extra_mask":
-        cv2.imwrite(str(masks / subject.name / "94.png"), np.zeros((32, 32), np.uint8))
+        cv2.imwrite(str(masks / subject.name / "9094.png"), np.zeros((32, 32), np.uint8))
     elif change == "dir_named_png":
-        (subject / "95.png").mkdir()
+        (subject / "9095.png").mkdir()
     elif change == "hidden_file":
         (subject / ".DS_Store").write_bytes(b"\0\1\2")
         (subject / "Thumbs.db").write_bytes(b"\0")
     elif change == "pixel_bomb":
-        (subject / "96.png").write_bytes(pixel_bomb_png())
-        (masks / subject.name / "96.png").write_bytes(pixel_bomb_png())
+        (subject / "9096.png").write_bytes(pixel_bomb_png())
+        (masks / subject.name / "9096.png").write_bytes(pixel_bomb_png())
     elif change == "odd_name":
         shutil.copy(image, subject / "é ² [x]=1,2.png")
     elif change == "broken_symlink":
-        (subject / "97.png").symlink_to(subject / "nowhere.png")
+        (subject / "9097.png").symlink_to(subject / "nowhere.png")
     elif change == "gif":
-        (subject / "98.gif").write_bytes(b"GIF89a\1\0\1\0\0\0\0;")
+        (subject / "9098.gif").write_bytes(b"GIF89a\1\0\1\0\0\0\0;")
     elif change == "nan_tiff":
-        cv2.imwrite(str(subject / "99.tiff"), np.full((16, 16), np.nan, np.float32))
+        cv2.imwrite(str(subject / "9099.tiff"), np.full((16, 16), np.nan, np.float32))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

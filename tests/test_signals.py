@@ -88,3 +88,20 @@ def test_a_signal_leaves_interrupted_ckpt_and_a_non_zero_status(sig, status, dat
     assert "Traceback" not in err, err[-3000:]
     assert f"resume={run}" in out + err  # the way on, as the log says it
     assert not (run / "metrics.json").exists() or json.loads((run / "metrics.json").read_text())
+
+
+def test_ctrl_c_while_a_command_loads_is_the_same_one_line():
+    """`python -m tumorseg.train` stopped while its imports load (torch, then Lightning: seconds), before its main
+    can catch Ctrl+C: the one line and status of a running command, no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "tumorseg.train", "--help"], cwd=REPO,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    maps, deadline = Path(f"/proc/{proc.pid}/maps"), time.time() + 60
+    while time.time() < deadline and proc.poll() is None and "libtorch_cpu" not in maps.read_text():
+        time.sleep(0.005)  # torch's library mapped: Lightning, Hydra and the rest still to load
+    assert proc.poll() is None, "the command ended before the signal"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, err[-2000:])
+    assert err.strip().splitlines() == ["interrupted: train stopped (Ctrl+C); no partial file left"], err[-2000:]
+    assert "usage" not in out.lower()  # stopped before its main

@@ -1,6 +1,8 @@
 """tumorseg: tumor segmentation in grayscale medical images with a scratch U-Net."""
 
 import os
+import sys
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -21,3 +23,24 @@ OmegaConf.register_new_resolver("workers", lambda n: max(0, min(int(n), (os.cpu_
 # hydra.searchpath=[file://DIR] or --config-dir DIR (docs/configuration.md).
 CONF_MODULE = "tumorseg.conf"
 CONF_DIR = f"pkg://{CONF_MODULE}"
+
+
+def _interrupt_hook(previous):
+    """sys.excepthook for `python -m tumorseg.<command>`: Ctrl+C while the command's imports load (seconds: torch,
+    Lightning), before its main can catch it, ends in the line and status a running command gives (as the
+    `tumorseg` command does in cli.py), not a traceback; any other exception goes to the previous hook."""
+
+    def hook(kind, value, traceback):
+        if not issubclass(kind, KeyboardInterrupt):
+            return previous(kind, value, traceback)
+        command = Path(sys.argv[0]).stem if sys.argv[0].endswith(".py") else "tumorseg"
+        print(f"interrupted: {command} stopped (Ctrl+C); no partial file left", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)  # the status errors.interrupted gives; nothing was written yet
+
+    return hook
+
+
+# argv[0] is "-m" only while Python imports this package as the parent of a `python -m` target.
+if getattr(sys, "argv", [])[:1] == ["-m"]:  # an embedded interpreter may have no argv
+    sys.excepthook = _interrupt_hook(sys.excepthook)
