@@ -7,6 +7,7 @@ import base64
 import csv
 import gzip
 import json
+import os
 import shutil
 import threading
 import time
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from filelock import FileLock
 
 from tests.browser import CHROMIUM, Browser
 from tests.conftest import assert_one_error, run_main, train_run
@@ -82,20 +84,46 @@ def bad_inputs(data: Path) -> None:
     (data / "huge.nii").write_bytes(bytes(header))
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory, data_dir):
-    """(address, folder) of a served page of the shipped model, with scans below it in data/."""
-    root = tmp_path_factory.mktemp("web")
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder that build(folder) fills once in the whole test session, by whichever xdist worker comes first (the
+    others wait on its lock, then only read it): the page and predict's masks cost seconds each."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".built").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
+def build_site(root: Path, images: Path) -> None:
+    """root/page: the shipped model's page with scans below it in data/ (images: a 2D phantom subject), and in
+    data/pred/ tumorseg predict tta=false's output for every scan of data/volumes/ with the page's model file
+    (<name>_mask.* and summary.csv)."""
     result = run_main("tumorseg.export", "format=web", f"output={root / 'page'}", f"hydra.run.dir={root / 'log'}")
     assert result.returncode == 0, result.stderr[-2000:]
     data = root / "page" / "data"
     (data / "volumes").mkdir(parents=True)
     write_volumes(data / "volumes")
-    write_slices(sorted((data_dir / "phantom" / "val" / "images").iterdir())[0], data)
+    write_slices(images, data)
     bad_inputs(data)
-    server = page_server(root / "page", 0)
+    out = data / "pred"
+    result = run_main("tumorseg.predict", f"input={data / 'volumes'}", f"output={out}", "tta=false",
+                      f"ckpt_path={INT8}", "viewer=false", f"hydra.run.dir={root / 'pred-log'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, data_dir):
+    """(address, folder) of a served page of the shipped model, with scans below it in data/ (build_site, built once
+    per session and served by each worker)."""
+    images = sorted((data_dir / "phantom" / "val" / "images").iterdir())[0]
+    page = built_once(tmp_path_factory, "web-site", lambda root: build_site(root, images)) / "page"
+    server = page_server(page, 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/", root / "page"
+    yield f"http://127.0.0.1:{server.server_address[1]}/", page
     server.shutdown()
     server.server_close()
 
@@ -103,12 +131,8 @@ def site(tmp_path_factory, data_dir):
 @pytest.fixture(scope="module")
 def cli(site) -> Path:
     """tumorseg predict tta=false's output for every scan of data/volumes/ with the page's model file (served, in
-    data/pred/: <name>_mask.* and summary.csv)."""
-    out = site[1] / "data" / "pred"
-    result = run_main("tumorseg.predict", f"input={out.with_name('volumes')}", f"output={out}", "tta=false",
-                      f"ckpt_path={INT8}", "viewer=false", f"hydra.run.dir={out}-log")
-    assert result.returncode == 0, result.stderr[-2000:]
-    return out
+    data/pred/: <name>_mask.* and summary.csv; made with the page by build_site)."""
+    return site[1] / "data" / "pred"
 
 
 def cli_mask(pred: Path, name: str) -> sitk.Image:
