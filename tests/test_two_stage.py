@@ -1,6 +1,7 @@
 """The two-stage pipeline: crops for training stage 2, proposals, paste-back, one model file of both stages through
 ship, evaluate, predict (slices and a volume) and export; model files of the format before it still read."""
 
+import dataclasses
 import json
 
 import cv2
@@ -13,6 +14,7 @@ from tests.conftest import TINY, assert_one_error, make_cfg, phantom_overrides, 
 from tumorseg.data.crops import CropDataset, CropSettings, boxes_of, proposals, window_of
 from tumorseg.data.dataset import SegDataset
 from tumorseg.data.layout import find_pairs
+from tumorseg.inference import model_file
 from tumorseg.inference.model_file import FORMAT_KEY, FORMAT_VERSION, REFERENCE_MODEL, read
 from tumorseg.inference.two_stage import refined
 
@@ -183,6 +185,12 @@ def test_two_stages_train_ship_as_one_file_evaluate_predict_and_refuse_onnx(trai
                               f"hydra.run.dir={tmp_path / 'ev2'}"), "is a crop model", "crop=")
     assert_one_error(run_main("tumorseg.ship", f"ckpt_path={stage1}", f"crop={stage1}",
                               f"output={tmp_path / 'x.pt'}"), "is no crop model")
+    # a crop model of slices made through another HU window than stage 1's (data.window)
+    windowed = read(crop)
+    config = {**windowed.run_config, "data": {**windowed.run_config["data"], "window": [-600, 1500]}}
+    other = model_file.save(dataclasses.replace(windowed, run_config=config), tmp_path / "windowed-crop.pt")
+    assert_one_error(run_main("tumorseg.ship", f"ckpt_path={stage1}", f"crop={other}", f"output={tmp_path / 'y.pt'}"),
+                     "was trained on slices made with the window [-600,1500]", "with null", "one data root")
     assert_one_error(run_main("tumorseg.evaluate", f"ckpt_path={two}", f"data_dir={val}", "runtime=onnxruntime",
                               f"hydra.run.dir={tmp_path / 'ev3'}"), "two-stage model")
     assert_one_error(run_main("tumorseg.ship", f"ckpt_path={stage1}", f"output={tmp_path / 'x.pt'}",

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import torch
 
+from tumorseg.data.preprocessing import shown_window
 from tumorseg.errors import UserError
 from tumorseg.inference.model_file import ModelFile, Stored
 from tumorseg.inference.two_stage import crop_settings, whole_image
@@ -57,5 +58,10 @@ def joined(whole: ModelFile, crop: ModelFile | None, proposal_threshold: float |
     if settings is None or crop.is_onnx or crop.members > 1 or crop.stage2 is not None:
         raise UserError(f"crop={crop.path} is no crop model: crop= takes the checkpoint of a run trained on crops "
                         f"(tumorseg train data.crops.size=64 ..., or data=lung_crops)")
+    if crop.preprocessing.window != whole.preprocessing.window:
+        raise UserError(f"crop={crop.path} was trained on slices made with the window "
+                        f"{shown_window(crop.preprocessing.window)}, ckpt_path={whole.path} with "
+                        f"{shown_window(whole.preprocessing.window)}: stage 2 reads crops of stage 1's slices, so "
+                        f"train both stages on one data root (the same data.window)")
     threshold = settings.proposal_threshold if proposal_threshold is None else proposal_threshold
     return replace(whole, stage2=replace(crop, stored=Stored(threshold), extra={}))
