@@ -300,7 +300,7 @@ def test_unwritable_output_dir_fails_before_training(data_dir, tmp_path):
 
 
 def test_unknown_option_is_refused_by_hydra_without_traceback(tmp_path):
-    result = run_cli("tumorseg.train", "data=phantom", "model.base_chanels=8", f"hydra.run.dir={tmp_path}")
+    result = run_main("tumorseg.train", "data=phantom", "model.base_chanels=8", f"hydra.run.dir={tmp_path}")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "model.base_chanels" in result.stderr
 
