@@ -391,9 +391,9 @@ def test_ddp_on_cpu_gives_one_run_dir_and_whole_split_metrics(data_dir, tmp_path
 def test_two_trial_optuna_sweep(data_dir, tmp_path):
     sweep = tmp_path / "optuna"
     tiny = [o for o in TINY if not o.startswith("model.base_channels")]  # a value set here is not searched
-    result = run_cli("tumorseg.train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
-                     "hydra.sweeper.sampler.n_startup_trials=1", *tiny, *phantom_overrides(data_dir),
-                     f"hydra.sweep.dir={sweep}")
+    result = run_main("tumorseg.train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
+                      "hydra.sweeper.sampler.n_startup_trials=1", *tiny, *phantom_overrides(data_dir),
+                      f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert "best_value" in best and set(best["best_params"]) >= {"optimizer.lr", "model.base_channels"}
@@ -403,8 +403,8 @@ def test_two_trial_optuna_sweep(data_dir, tmp_path):
 @pytest.mark.trains
 def test_parallel_joblib_sweep_and_its_report(data_dir, tmp_path):
     sweep = tmp_path / "joblib"
-    result = run_cli("tumorseg.train", "-m", "hydra/launcher=parallel", "approach=split,full", *TINY,
-                     *phantom_overrides(data_dir), f"hydra.sweep.dir={sweep}")
+    result = run_main("tumorseg.train", "-m", "hydra/launcher=parallel", "approach=split,full", *TINY,
+                      *phantom_overrides(data_dir), f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     # a sweep's jobs (Hydra's basic launcher: test_two_fold_cross_validation_with_report): one run dir each
     for job, approach in (("0", "split"), ("1", "full")):
@@ -422,8 +422,8 @@ def test_submitit_local_sweep(data_dir, tmp_path):
     sweep = tmp_path / "submitit"
     # one job: what is submitit's own is the job run through its executor and its pickled result (two jobs of a
     # sweep: the joblib and CV sweep tests)
-    result = run_cli("tumorseg.train", "-m", "hydra/launcher=local", "approach=split", *TINY,
-                     *phantom_overrides(data_dir), f"hydra.sweep.dir={sweep}", timeout=600)
+    result = run_main("tumorseg.train", "-m", "hydra/launcher=local", "approach=split", *TINY,
+                      *phantom_overrides(data_dir), f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list(sweep.glob("*/metrics.json"))) == 1
     assert list((sweep / ".submitit").glob("*/*_result.pkl"))
@@ -432,8 +432,8 @@ def test_submitit_local_sweep(data_dir, tmp_path):
 @pytest.mark.trains
 def test_two_fold_cross_validation_with_report(data_dir, tmp_path):
     sweep = tmp_path / "cv"
-    result = run_cli("tumorseg.train", "-m", "approach=cv", "approach.k=2", "approach.fold=0,1", *TINY,
-                     *phantom_overrides(data_dir), f"hydra.sweep.dir={sweep}")
+    result = run_main("tumorseg.train", "-m", "approach=cv", "approach.k=2", "approach.fold=0,1", *TINY,
+                      *phantom_overrides(data_dir), f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     table = report([sweep]).strip().splitlines()
     assert "(fold 0/2)" in table[2] and "(fold 1/2)" in table[3]
