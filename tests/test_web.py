@@ -4,6 +4,7 @@ drop; NIfTI, NRRD, MHA, a DICOM series, PNG / JPEG slices), hands the mask back 
 is given without the model, fetches nothing beyond its origin, and says what is wrong with a file it cannot segment."""
 
 import base64
+import contextlib
 import csv
 import gzip
 import json
@@ -115,17 +116,26 @@ def build_site(root: Path, images: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+@contextlib.contextmanager
+def serving(page: Path):
+    """tumorseg serve's server of page on a free port, in a thread, for the block: its address."""
+    server = page_server(page, 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, data_dir):
     """(address, folder) of a served page of the shipped model, with scans below it in data/ (build_site, built once
     per session and served by each worker)."""
     images = sorted((data_dir / "phantom" / "val" / "images").iterdir())[0]
     page = built_once(tmp_path_factory, "web-site", lambda root: build_site(root, images)) / "page"
-    server = page_server(page, 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/", page
-    server.shutdown()
-    server.server_close()
+    with serving(page) as address:
+        yield address, page
 
 
 @pytest.fixture(scope="module")
@@ -392,20 +402,14 @@ def test_serve_takes_the_folder_as_its_argument(tmp_path):
 
 def served(page: Path, browser: Browser, *urls: str) -> list[dict]:
     """The page's state after opening each ?url= (its result, or its message) on a server of its own."""
-    server = page_server(page, 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        address = f"http://127.0.0.1:{server.server_address[1]}/"
-        states = []
+    states = []
+    with serving(page) as address:
         for url in urls:
             browser.open(f"{address}?url={url}")
             states.append(json.loads(browser.wait_for(f"{FINISHED} && JSON.stringify(window.tumorseg)", 300)))
             if states[-1]["status"] == "done":
                 states[-1] = result(browser)
-        return states
-    finally:
-        server.shutdown()
-        server.server_close()
+    return states
 
 
 @pytest.mark.slow

@@ -33,10 +33,13 @@ def _interrupt_hook(previous):
     def hook(kind, value, traceback):
         if not issubclass(kind, KeyboardInterrupt):
             return previous(kind, value, traceback)
-        command = Path(sys.argv[0]).stem if sys.argv[0].endswith(".py") else "tumorseg"
-        print(f"interrupted: {command} stopped (Ctrl+C); no partial file left", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(130)  # the status errors.interrupted gives; nothing was written yet
+        from tumorseg.errors import EXIT_SIGINT, interrupted
+
+        try:
+            interrupted(Path(sys.argv[0]).stem if sys.argv[0].endswith(".py") else "tumorseg", "Ctrl+C", EXIT_SIGINT)
+        except SystemExit as done:  # a hook cannot exit by SystemExit; nothing was written yet
+            sys.stdout.flush()
+            os._exit(done.code)
 
     return hook
 

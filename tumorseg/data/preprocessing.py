@@ -63,9 +63,10 @@ def hu_window(value) -> tuple[float, float] | None:
     ValueError for anything else (two finite numbers, WIDTH > 0)."""
     if value is None:
         return None
-    numbers = tuple(float(v) for v in value if not isinstance(v, bool))
-    if len(numbers) != 2 or len(list(value)) != 2 or not all(map(math.isfinite, numbers)) or numbers[1] <= 0:
-        raise ValueError(f"window={list(value)} is not [LEVEL,WIDTH] (two finite numbers in HU, WIDTH > 0)")
+    items = list(value)
+    numbers = tuple(float(v) for v in items if not isinstance(v, bool))  # True is no number
+    if len(numbers) != 2 or len(items) != 2 or not all(map(math.isfinite, numbers)) or numbers[1] <= 0:
+        raise ValueError(f"window={items} is not [LEVEL,WIDTH] (two finite numbers in HU, WIDTH > 0)")
     return numbers
 
 

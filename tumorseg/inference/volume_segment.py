@@ -30,8 +30,8 @@ def reading_window(option: tuple[float, float] | None, segmenter: Segmenter) -> 
     else preprocess.window (for a model that records none); a preprocess.window other than the model's is refused,
     as it would feed the net slices unlike any it was trained on."""
     own = segmenter.preprocessing.window
-    if own is None or option in (None, own):
-        return own if own is not None else option
+    if own is None or option is None or option == own:
+        return option if own is None else own
     raise UserError(f"preprocess.window={shown_window(option)}, but {segmenter.model.path.name} was trained on "
                     f"slices made with the window {shown_window(own)}: leave preprocess.window out (the model's own "
                     f"window is used)")
